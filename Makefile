@@ -1,0 +1,39 @@
+# The two commands a new user needs:  make run   and   make test
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test setup jars bench lint clean
+
+run: setup
+	$(VENV)/bin/refinery run
+
+test: setup
+	$(PY) -m pytest
+
+setup: $(STAMP) jars
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Delta Lake's jars from Maven Central into deploy/jars (the local SparkSession's classpath).
+jars: deploy/jars/.resolved
+
+deploy/jars/.resolved: deploy/pom.xml
+	rm -rf deploy/jars
+	mvn --quiet --batch-mode -f deploy/pom.xml dependency:copy-dependencies
+	touch deploy/jars/.resolved
+
+bench: setup
+	$(PY) bench/extraction_quality.py
+	$(PY) bench/ingest_throughput.py
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf lakehouse spark-warehouse metastore_db derby.log

@@ -1,0 +1,1 @@
+"""Default YAML configuration shipped with the package."""

@@ -1,0 +1,1 @@
+"""Refinery's Spark jobs: one module per stage plus a small shared base."""

@@ -1,0 +1,167 @@
+"""Typed pipeline configuration, layered: defaults → --config file → env file → env vars → --set."""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ENV_PREFIX = "REFINERY_"
+
+
+class ConfigError(ValueError):
+    """Invalid configuration: the message names the key and the reason."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StorageConfig(_Section):
+    root: str = "./lakehouse"
+    metastore: str | None = None
+
+    @field_validator("metastore")
+    @classmethod
+    def _catalog_dot_schema(cls, value: str | None) -> str | None:
+        if value is not None and len(value.split(".")) not in (1, 2):
+            raise ValueError("must be 'schema' or 'catalog.schema'")
+        return value
+
+
+class SparkConfig(_Section):
+    master: str = "auto"
+    app_name: str = "refinery"
+    shuffle_partitions: int = Field(8, gt=0)
+    driver_memory: str = "4g"
+    jars_dir: str = "deploy/jars"
+    conf: dict[str, str] = Field(default_factory=dict)
+
+
+class ValidationConfig(_Section):
+    enabled: bool = True
+    sample_values: int = Field(5, ge=0)
+
+
+class IngestConfig(_Section):
+    input: str = "data/sample/*.warc*"
+    extractor: Literal["trafilatura", "resiliparse"] = "trafilatura"
+    timeout_s: float = Field(10.0, gt=0)
+    max_html_bytes: int = Field(5_000_000, gt=0)
+    min_text_chars: int = Field(1, ge=1)
+    crawl: str | None = None
+    force: bool = False
+    max_failed_file_fraction: float = Field(0.5, ge=0, le=1)
+
+
+class PipelineConfig(_Section):
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    spark: SparkConfig = Field(default_factory=SparkConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+
+
+def default_config_dict() -> dict[str, Any]:
+    text = resources.files("refinery.conf").joinpath("pipeline.yaml").read_text()
+    return yaml.safe_load(text) or {}
+
+
+def load_config(
+    config_file: str | Path | None = None,
+    env_file: str | Path | None = None,
+    overrides: list[str] | None = None,
+    environ: dict[str, str] | None = None,
+) -> PipelineConfig:
+    """Build the config; any bad key or value raises ConfigError naming it."""
+    environ = dict(os.environ if environ is None else environ)
+    data = default_config_dict()
+    if config_file is not None:
+        _deep_merge(data, _read_yaml_file(Path(config_file)))
+    env_file = env_file or environ.get(f"{ENV_PREFIX}ENV_FILE")
+    if env_file:
+        for key, value in _read_env_file(Path(env_file)).items():
+            _apply(data, key, value, source=f"env file {env_file}")
+    for key, value in sorted(environ.items()):
+        if key.startswith(ENV_PREFIX) and "__" in key:
+            _apply(data, _env_key_to_dotted(key), value, source=f"environment variable {key}")
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set storage.root=/tmp/lake")
+        key, value = item.split("=", 1)
+        _apply(data, key.strip(), value, source=f"--set {item}")
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_describe(err)) from None
+
+
+def _read_yaml_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file {path}: not found; pass an existing YAML file to --config")
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path}: not valid YAML ({err})") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path}: top level must be a mapping of sections")
+    return loaded
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        raise ConfigError(f"env file {path}: not found")
+    entries = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.removeprefix("export ").partition("=")
+        if not sep or not key.strip().startswith(ENV_PREFIX):
+            raise ConfigError(f"env file {path} line {number}: expected {ENV_PREFIX}SECTION__KEY=value")
+        entries[_env_key_to_dotted(key.strip())] = value.strip().strip("'\"")
+    return entries
+
+
+def _env_key_to_dotted(key: str) -> str:
+    return key.removeprefix(ENV_PREFIX).lower().replace("__", ".")
+
+
+def _apply(data: dict[str, Any], dotted: str, raw: str, source: str) -> None:
+    parts = dotted.split(".")
+    if not all(parts):
+        raise ConfigError(f"{source}: {dotted!r} is not a key such as ingest.extractor")
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{source}: {dotted!r}: {part} is not a section")
+        node = child
+    try:
+        node[parts[-1]] = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        node[parts[-1]] = raw
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _deep_merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def _describe(err: ValidationError) -> str:
+    lines = []
+    for problem in err.errors():
+        key = ".".join(str(p) for p in problem["loc"])
+        reason = problem["msg"]
+        if problem["type"] == "extra_forbidden":
+            reason = "unknown key (check the spelling against conf/pipeline.yaml)"
+        got = problem.get("input")
+        shown = "" if problem["type"] == "extra_forbidden" else f" (got {got!r})"
+        lines.append(f"config key {key}: {reason}{shown}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)

@@ -1,0 +1,46 @@
+"""Stage registry and the entry point shared by `refinery run` and `spark-submit jobs/<stage>.py`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .base import RunRecord, Stage, run_stage
+from .config import PipelineConfig, load_config
+from .session import get_spark
+
+# Stages in pipeline order; later stages add themselves here.
+STAGE_ORDER = ("ingest",)
+
+
+def make_stage(name: str, input_glob: str | None = None, force: bool | None = None) -> Stage:
+    if name == "ingest":
+        from .ingest import IngestStage
+
+        return IngestStage(input_glob=input_glob, force=force)
+    raise KeyError(f"unknown stage {name!r}; stages: {', '.join(STAGE_ORDER)}")
+
+
+def run_pipeline(config: PipelineConfig, stages: list[str] | None = None, input_glob: str | None = None,
+                 force: bool | None = None, show_progress: bool = False) -> list[RunRecord]:
+    spark = get_spark(config.spark)
+    records = []
+    for name in stages or list(STAGE_ORDER):
+        stage = make_stage(name, input_glob=input_glob, force=force)
+        records.append(run_stage(stage, spark, config, show_progress=show_progress))
+    return records
+
+
+def stage_main(name: str, argv: list[str] | None = None) -> None:
+    """`spark-submit jobs/<stage>.py --config pipeline.yaml [--input GLOB] [--set key=value ...]`."""
+    parser = argparse.ArgumentParser(prog=f"jobs/{name}.py")
+    parser.add_argument("--config")
+    parser.add_argument("--env-file")
+    parser.add_argument("--input")
+    parser.add_argument("--force", action="store_true", default=None)
+    parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+    config = load_config(args.config, args.env_file, args.overrides)
+    record = run_pipeline(config, [name], input_glob=args.input, force=args.force)[0]
+    print(f"{name}: {record.status}, {record.rows_out} rows out, run {record.run_id}")
+    sys.exit(0 if record.status == "succeeded" else 1)

@@ -1,0 +1,64 @@
+"""Where tables live (a path root or a metastore schema) and the few Delta operations stages use."""
+
+from __future__ import annotations
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+
+from refinery.schemas.tables import TABLES, TableSpec
+
+from .config import StorageConfig
+
+
+class Lakehouse:
+    def __init__(self, spark: SparkSession, cfg: StorageConfig):
+        self.spark = spark
+        self.cfg = cfg
+
+    def path(self, name: str) -> str:
+        return f"{self.cfg.root.rstrip('/')}/{name}"
+
+    def qualified(self, name: str) -> str:
+        """How Spark SQL names the table: catalog.schema.name, or delta.`path`."""
+        if self.cfg.metastore:
+            return f"{self.cfg.metastore}.{name}"
+        return f"delta.`{self.path(name)}`"
+
+    def exists(self, name: str) -> bool:
+        if self.cfg.metastore:
+            return self.spark.catalog.tableExists(f"{self.cfg.metastore}.{name}")
+        return DeltaTable.isDeltaTable(self.spark, self.path(name))
+
+    def create(self, spec: TableSpec) -> None:
+        """Declare the table from its schema if it does not exist yet (never implicitly on write)."""
+        builder = DeltaTable.createIfNotExists(self.spark).addColumns(spec.schema).comment(spec.description)
+        if self.cfg.metastore:
+            self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {self.cfg.metastore}")
+            builder = builder.tableName(self.qualified(spec.name))
+        else:
+            builder = builder.location(self.path(spec.name))
+        if spec.partition_by:
+            builder = builder.partitionedBy(*spec.partition_by)
+        builder.execute()
+
+    def table(self, name: str) -> DeltaTable:
+        if self.cfg.metastore:
+            return DeltaTable.forName(self.spark, self.qualified(name))
+        return DeltaTable.forPath(self.spark, self.path(name))
+
+    def read(self, name: str) -> DataFrame:
+        return self.table(name).toDF()
+
+    def version(self, name: str) -> int | None:
+        if not self.exists(name):
+            return None
+        return int(self.table(name).history(1).select("version").first()[0])
+
+    def merge(self, name: str, source: DataFrame, update_matched: bool = False) -> int:
+        """MERGE on the table's key: insert new keys (and update matched ones if asked); rows inserted."""
+        key = TABLES[name].key
+        merge = self.table(name).alias("t").merge(source.alias("s"), f"t.`{key}` = s.`{key}`")
+        if update_matched:
+            merge = merge.whenMatchedUpdateAll()
+        metrics = merge.whenNotMatchedInsertAll().execute()
+        return int(metrics.first()["num_inserted_rows"]) if metrics is not None else 0

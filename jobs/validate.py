@@ -1,0 +1,80 @@
+"""Run a table's Great Expectations suite on the DataFrame about to be written."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+from pyspark.sql import DataFrame
+
+from refinery.schemas.expectations import SUITES
+
+_names = itertools.count()
+
+
+class ValidationFailed(Exception):
+    """The suite failed: nothing was committed. The message lists each failed expectation."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    expectation: str
+    column: str | None
+    unexpected_count: int | None
+    samples: list
+
+    def describe(self) -> str:
+        where = f" on column {self.column}" if self.column else ""
+        count = f": {self.unexpected_count} unexpected" if self.unexpected_count is not None else ""
+        samples = f", e.g. {self.samples}" if self.samples else ""
+        return f"{self.expectation}{where}{count}{samples}"
+
+
+@lru_cache(maxsize=1)
+def _context():
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return gx, context
+
+
+def validate(table: str, df: DataFrame, settings: dict | None = None, sample_values: int = 5) -> None:
+    """Raise ValidationFailed naming every failed expectation with sample values; return if all pass."""
+    gx, context = _context()
+    n = next(_names)
+    asset = context.data_sources.add_spark(f"{table}_source_{n}").add_dataframe_asset(f"{table}_{n}")
+    batch = asset.add_batch_definition_whole_dataframe(f"{table}_batch_{n}")
+    suite = context.suites.add(gx.ExpectationSuite(name=f"{table}_suite_{n}"))
+    for expectation in SUITES[table](gx, settings or {}):
+        suite.add_expectation(expectation)
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name=f"{table}_validation_{n}", data=batch, suite=suite)
+    )
+    result = definition.run(
+        batch_parameters={"dataframe": df},
+        result_format={"result_format": "SUMMARY", "partial_unexpected_count": sample_values},
+    )
+    if result.success:
+        return
+    failures = [_failure(r, sample_values) for r in result.results if not r.success]
+    raise ValidationFailed(
+        f"table {table}: {len(failures)} expectation(s) failed, nothing was committed:\n  "
+        + "\n  ".join(f.describe() for f in failures)
+    )
+
+
+def _failure(result, sample_values: int) -> Failure:
+    config = result.expectation_config
+    details = result.result or {}
+    samples = details.get("partial_unexpected_list") or []
+    if not samples and "observed_value" in details:
+        samples = [details["observed_value"]]
+    if result.exception_info and result.exception_info.get("raised_exception"):
+        samples = [result.exception_info.get("exception_message")]
+    return Failure(config.type, config.kwargs.get("column"), details.get("unexpected_count"),
+                   samples[:sample_values])

@@ -1,0 +1,1 @@
+"""Every table's StructType and Great Expectations suite."""

@@ -1,0 +1,60 @@
+"""Great Expectations 1.x suites, one function per table, built in code."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .tables import DOCUMENTS, INGEST_FILES, RUNS, TableSpec
+
+HEX128 = r"^[0-9a-f]{32}$"
+
+
+def documents_suite(gx, settings: dict) -> list:
+    e = gx.expectations
+    return [
+        *_shape(e, DOCUMENTS),
+        e.ExpectColumnValuesToNotBeNull(column="text"),
+        e.ExpectColumnValuesToBeBetween(column="text_chars", min_value=settings.get("min_text_chars", 1)),
+        e.ExpectColumnValuesToMatchRegex(column="text_hash", regex=HEX128),
+        e.ExpectColumnValuesToNotBeNull(column="warc_path"),
+        e.ExpectColumnValuesToNotBeNull(column="warc_record_id"),
+        e.ExpectColumnValuesToBeBetween(column="language_score", min_value=0.0, max_value=1.0),
+        e.ExpectColumnValuesToBeInSet(column="extractor", value_set=["trafilatura", "resiliparse"]),
+        e.ExpectColumnValuesToBeBetween(column="html_bytes", min_value=0),
+    ]
+
+
+def ingest_files_suite(gx, settings: dict) -> list:
+    e = gx.expectations
+    return [
+        *_shape(e, INGEST_FILES),
+        e.ExpectColumnValuesToBeInSet(column="status", value_set=["done", "partial", "failed"]),
+        e.ExpectColumnValuesToBeBetween(column="records", min_value=0),
+        e.ExpectColumnValuesToBeBetween(column="documents", min_value=0),
+    ]
+
+
+def runs_suite(gx, settings: dict) -> list:
+    e = gx.expectations
+    return [
+        *_shape(e, RUNS),
+        e.ExpectColumnValuesToNotBeNull(column="stage"),
+        e.ExpectColumnValuesToBeInSet(column="status", value_set=["succeeded", "failed"]),
+        e.ExpectColumnValuesToBeInSet(column="validation", value_set=["passed", "failed", "skipped"]),
+    ]
+
+
+def _shape(e, spec: TableSpec) -> list:
+    # Every table: exactly its declared columns, and a non-null unique key.
+    return [
+        e.ExpectTableColumnsToMatchSet(column_set=spec.schema.fieldNames(), exact_match=True),
+        e.ExpectColumnValuesToNotBeNull(column=spec.key),
+        e.ExpectColumnValuesToBeUnique(column=spec.key),
+    ]
+
+
+SUITES: dict[str, Callable] = {
+    DOCUMENTS.name: documents_suite,
+    INGEST_FILES.name: ingest_files_suite,
+    RUNS.name: runs_suite,
+}

@@ -1,0 +1,101 @@
+"""Every Delta table's columns, key and description; tables are created from these, never on first write."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pyspark.sql.types import (
+    DoubleType,
+    IntegerType,
+    LongType,
+    MapType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    key: str
+    schema: StructType
+    description: str
+    partition_by: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _f(name: str, kind, nullable: bool = True, comment: str = "") -> StructField:
+    return StructField(name, kind, nullable, {"comment": comment} if comment else {})
+
+
+COUNTERS = MapType(StringType(), LongType())
+
+DOCUMENTS = TableSpec(
+    name="documents",
+    key="doc_id",
+    description="One row per extracted HTML page: text, language and WARC provenance.",
+    schema=StructType([
+        _f("doc_id", StringType(), False, "xxh3-128 of the WARC-Record-ID: stable across runs"),
+        _f("url", StringType(), comment="WARC-Target-URI"),
+        _f("host", StringType(), comment="lower-cased host of url"),
+        _f("crawl", StringType(), comment="crawl name: config, warcinfo isPartOf, or WARC file name"),
+        _f("fetch_time", TimestampType(), comment="WARC-Date of the response record"),
+        _f("title", StringType()),
+        _f("text", StringType(), False, "extracted main text"),
+        _f("language", StringType(), comment="fastText lid.176 label (ISO 639)"),
+        _f("language_score", DoubleType(), comment="fastText probability of language"),
+        _f("html_bytes", LongType(), comment="HTTP payload size after de-chunking/decompression"),
+        _f("text_chars", LongType()),
+        _f("text_hash", StringType(), False, "xxh3-128 of NFKC+casefold+whitespace-collapsed text"),
+        _f("charset", StringType(), comment="charset the payload was decoded with"),
+        _f("extractor", StringType(), comment="trafilatura | resiliparse"),
+        _f("warc_path", StringType(), False),
+        _f("warc_record_id", StringType(), False),
+        _f("warc_record_offset", LongType(), comment="byte offset of the record in the (compressed) file"),
+        _f("run_id", StringType(), False, "ingest run that added the row"),
+    ]),
+)
+
+INGEST_FILES = TableSpec(
+    name="ingest_files",
+    key="warc_path",
+    description="Ledger of WARC files: one row per file with its status and record counts.",
+    schema=StructType([
+        _f("warc_path", StringType(), False),
+        _f("status", StringType(), False, "done | partial (damaged after some records) | failed"),
+        _f("file_bytes", LongType()),
+        _f("records", LongType(), comment="WARC records read"),
+        _f("responses", LongType()),
+        _f("documents", LongType(), comment="documents extracted from this file"),
+        _f("counters", COUNTERS, comment="skipped_<type>, dropped_<reason>, failed_<reason>"),
+        _f("error", StringType()),
+        _f("run_id", StringType(), False),
+        _f("ingested_at", TimestampType(), False),
+    ]),
+)
+
+RUNS = TableSpec(
+    name="runs",
+    key="run_id",
+    description="Run ledger: one row per stage run.",
+    schema=StructType([
+        _f("run_id", StringType(), False),
+        _f("stage", StringType(), False),
+        _f("status", StringType(), False, "succeeded | failed"),
+        _f("started_at", TimestampType(), False),
+        _f("ended_at", TimestampType(), False),
+        _f("input_versions", MapType(StringType(), LongType()), comment="table -> Delta version read"),
+        _f("output_versions", MapType(StringType(), LongType()), comment="table -> Delta version written"),
+        _f("rows_in", LongType()),
+        _f("rows_out", LongType()),
+        _f("counters", COUNTERS),
+        _f("docs_per_s", DoubleType()),
+        _f("validation", StringType(), comment="passed | failed | skipped"),
+        _f("error", StringType()),
+        _f("config_json", StringType(), comment="the effective configuration"),
+        _f("spark_cores", IntegerType(), comment="default parallelism of the session"),
+    ]),
+)
+
+TABLES: dict[str, TableSpec] = {spec.name: spec for spec in (RUNS, INGEST_FILES, DOCUMENTS)}

@@ -1,0 +1,1 @@
+"""Pure functions (bytes or text in, values out) used inside Spark tasks; no Spark imports here."""

@@ -1,0 +1,84 @@
+"""Main-text extraction from HTML with trafilatura or resiliparse, bounded in time per document."""
+
+from __future__ import annotations
+
+import html as html_lib
+import re
+import signal
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+Extractor = Literal["trafilatura", "resiliparse"]
+
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+
+
+class ExtractionTimeout(BaseException):  # noqa: N818
+    # BaseException, not Exception: extractors catch Exception internally and would swallow it.
+    pass
+
+
+@dataclass(frozen=True)
+class Extracted:
+    text: str
+    title: str | None
+
+
+def extract_main_text(html: str, extractor: Extractor = "trafilatura", timeout_s: float | None = None) -> Extracted:
+    """Main text and title of one page; raises ExtractionTimeout past timeout_s."""
+    with _time_limit(timeout_s):
+        if extractor == "trafilatura":
+            return Extracted(_trafilatura_text(html), _title(html))
+        if extractor == "resiliparse":
+            return _resiliparse(html)
+    raise ValueError(f"unknown extractor {extractor!r}; use 'trafilatura' or 'resiliparse'")
+
+
+def _trafilatura_text(html: str) -> str:
+    import trafilatura
+
+    # FineWeb's settings (datatrove's Trafilatura extractor): precision mode, no comments or images.
+    text = trafilatura.extract(
+        html, favor_precision=True, include_comments=False, include_images=False, deduplicate=True
+    )
+    return text or ""
+
+
+def _resiliparse(html: str) -> Extracted:
+    from resiliparse.extract.html2text import extract_plain_text
+    from resiliparse.parse.html import HTMLTree
+
+    tree = HTMLTree.parse(html)
+    text = extract_plain_text(tree, main_content=True, alt_texts=False, links=False, form_fields=False)
+    title = tree.title.strip() if tree.title else None
+    return Extracted(text.strip(), title or None)
+
+
+def _title(html: str) -> str | None:
+    match = _TITLE.search(html, 0, 200_000)
+    if not match:
+        return None
+    title = " ".join(html_lib.unescape(match.group(1)).split())
+    return title[:1000] or None
+
+
+@contextmanager
+def _time_limit(seconds: float | None):
+    # SIGALRM interrupts pure-Python and lxml work alike; it is only available in the main thread,
+    # which is where Spark's Python workers run a UDF. Elsewhere the page runs unbounded.
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(signum, frame):
+        raise ExtractionTimeout(f"extraction took longer than {seconds}s")
+
+    previous = signal.signal(signal.SIGALRM, _raise)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

