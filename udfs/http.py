@@ -22,7 +22,7 @@ class HttpResponse:
         for param in self.headers.get("content-type", "").split(";")[1:]:
             name, _, value = param.partition("=")
             if name.strip().lower() == "charset" and value.strip():
-                return value.strip().strip("'\"").lower()
+                return value.split(",")[0].strip().strip("'\"").lower()
         return None
 
 

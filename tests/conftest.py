@@ -1,0 +1,44 @@
+"""Shared fixtures: a real local Spark session with Delta, and helpers over the shipped sample WARCs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "data" / "sample"
+CC_SAMPLE = SAMPLE / "cc-main-2020-34_sample_resiliparse.warc.gz"
+GOLD_SAMPLE = SAMPLE / "gold_pages_first80.warc.gz"
+CHUNKED_SAMPLE = SAMPLE / "iana-org_chunked_warcio.warc"
+
+
+def response_records(path: Path) -> Iterator[tuple[str, bytes]]:
+    """(target URI, raw response block) of every response record, read with FastWARC."""
+    from fastwarc.warc import ArchiveIterator, WarcRecordType
+
+    with open(path, "rb") as stream:
+        for record in ArchiveIterator(stream, parse_http=False):
+            if record.record_type == WarcRecordType.response:
+                yield record.headers.get("WARC-Target-URI"), record.reader.read()
+
+
+def response_block(path: Path, url_part: str) -> bytes:
+    return next(block for url, block in response_records(path) if url_part in url)
+
+
+def test_config(root: Path, *extra: str):
+    from refinery.jobs.config import load_config
+
+    return load_config(overrides=[f"storage.root={root}", "spark.master=local[2]",
+                                  "spark.shuffle_partitions=2", *extra], environ={})
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from refinery.jobs.session import get_spark
+
+    session = get_spark(test_config(Path("/tmp/unused")).spark)
+    yield session
+    session.stop()
