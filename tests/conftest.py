@@ -28,7 +28,7 @@ def response_block(path: Path, url_part: str) -> bytes:
     return next(block for url, block in response_records(path) if url_part in url)
 
 
-def test_config(root: Path, *extra: str):
+def lake_config(root: Path, *extra: str):
     from refinery.jobs.config import load_config
 
     return load_config(overrides=[f"storage.root={root}", "spark.master=local[2]",
@@ -39,6 +39,6 @@ def test_config(root: Path, *extra: str):
 def spark():
     from refinery.jobs.session import get_spark
 
-    session = get_spark(test_config(Path("/tmp/unused")).spark)
+    session = get_spark(lake_config(Path("/tmp/unused")).spark)
     yield session
     session.stop()
