@@ -122,9 +122,10 @@ def truncated_copy(warc: Path, limit: int, folder: Path) -> Path:
     return path
 
 
-def run_spark(warc: Path, extractor: str) -> list[Result]:
+def run_spark(warc: Path, extractor: str, timeout_s: float) -> list[Result]:
     with tempfile.TemporaryDirectory(prefix="bench-spark-lake-") as root:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--spark-child", extractor, str(warc), root]
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--spark-child", extractor, str(warc), root,
+               str(timeout_s)]
         env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
         proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(_MARK)]
@@ -139,7 +140,7 @@ def run_spark(warc: Path, extractor: str) -> list[Result]:
                    {"note": "2nd pass in the warm session: read_files(...).count(), no validation/MERGE"})]
 
 
-def spark_child(extractor: str, warc: str, root: str) -> None:
+def spark_child(extractor: str, warc: str, root: str, timeout_s: str) -> None:
     from refinery.jobs.config import load_config
     from refinery.jobs.ingest import read_files
     from refinery.jobs.main import run_pipeline
@@ -147,15 +148,16 @@ def spark_child(extractor: str, warc: str, root: str) -> None:
     from refinery.udfs.warc import IngestSettings
 
     cfg = load_config(overrides=[f"storage.root={root}", "spark.master=local[1]",
-                                 f"ingest.extractor={extractor}", f"ingest.input={warc}"])
+                                 f"ingest.extractor={extractor}", f"ingest.input={warc}",
+                                 f"ingest.timeout_s={timeout_s}"])
     record = run_pipeline(cfg, ["ingest"])[0]
     summary = {"status": record.status, "seconds": record.seconds, "rows_out": record.rows_out,
                "counters": dict(record.counters), "validation": record.validation}
     # Second pass, same session: only the extraction (mapInArrow) part of the stage, to split its time.
     settings = IngestSettings(cfg.ingest.extractor, cfg.ingest.timeout_s)
     start = time.perf_counter()
-    docs = read_files(get_spark(cfg.spark), [(warc, os.path.getsize(warc))], settings).where("kind = 'doc'")
-    docs = docs.count()
+    frame = read_files(get_spark(cfg.spark), [(warc, os.path.getsize(warc))], settings)
+    docs = frame.where("kind = 'doc'").count()
     summary["extract_pass"] = {"seconds": time.perf_counter() - start, "docs": docs}
     print(_MARK + json.dumps(summary), flush=True)
 
@@ -178,30 +180,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, help="only the first N response records")
     parser.add_argument("--timeout", type=float, default=10.0, help="refinery's per-page limit (s)")
+    parser.add_argument("--extractors", nargs="+", choices=list(TARGETS), default=list(TARGETS),
+                        help="refinery extractors to run (default: both)")
     parser.add_argument("--skip-spark", action="store_true")
     parser.add_argument("--skip-datatrove", action="store_true")
-    parser.add_argument("--spark-child", nargs=3, metavar=("EXTRACTOR", "WARC", "ROOT"),
+    parser.add_argument("--spark-child", nargs=4, metavar=("EXTRACTOR", "WARC", "ROOT", "TIMEOUT"),
                         help=argparse.SUPPRESS)  # internal: one Spark run, in its own process
     args = parser.parse_args()
     if args.spark_child:
         spark_child(*args.spark_child)
         return
-    warc = require_data(WARC) / WARC
+    warc = (require_data(WARC) / WARC).resolve()
     load = os.getloadavg()
     results: list[Result] = []
     if not args.skip_datatrove:
         print("datatrove: WarcReader + Trafilatura ...", flush=True)
         if (res := run_datatrove(warc, args.limit)) is not None:
             results.append(res)
-    for extractor in TARGETS:
+    for extractor in args.extractors:
         print(f"refinery in-process: {extractor} ...", flush=True)
         results.append(run_ours(warc, extractor, args.limit, args.timeout))
     if not args.skip_spark:
         with tempfile.TemporaryDirectory(prefix="bench-warc-") as tmp:
             spark_warc = truncated_copy(warc, args.limit, Path(tmp)) if args.limit else warc
-            for extractor in TARGETS:
+            for extractor in args.extractors:
                 print(f"refinery spark local[1]: {extractor} ...", flush=True)
-                results += run_spark(spark_warc, extractor)
+                results += run_spark(spark_warc, extractor, args.timeout)
 
     header = ["engine", "extractor", "responses in", "docs out", "seconds", "docs/s per core",
               "vs datatrove", "target"]
@@ -210,9 +214,10 @@ def main() -> None:
     print(f"\ninput: {warc.name}" + (f", first {args.limit} response records" if args.limit else "")
           + f"; load average at start {load[0]:.2f} on {os.cpu_count()} CPUs (timings are wall-clock).\n"
           "refinery rows include fastText language ID, datatrove's do not. datatrove extracts in its sandbox "
-          "subprocess with a 1 s per-page timeout (its default); refinery uses a 10 s timeout.\n"
-          "Spark rows: whole ingest stage (extract + validation + Delta MERGE), JVM start-up excluded; "
-          "'extract pass only' re-runs just the stage's extraction in the same (warm) session.")
+          f"subprocess with a 1 s per-page timeout (its default); refinery's timeout is {args.timeout:g} s.")
+    if not args.skip_spark:
+        print("Spark rows: whole ingest stage (extract + validation + Delta MERGE), JVM start-up excluded; "
+              "'extract pass only' re-runs just the stage's extraction in the same (warm) session.")
     path = write_json("ingest_throughput.json", {
         "warc": str(warc), "limit": args.limit, "load_average_at_start": load,
         "versions": versions("datatrove", "trafilatura", "resiliparse", "fastwarc", "pyspark", "delta-spark"),

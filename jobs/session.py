@@ -12,6 +12,10 @@ from pyspark.sql import SparkSession
 from .config import SparkConfig
 
 
+_DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+_DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+
+
 class SetupError(RuntimeError):
     """The environment is missing something the job needs; the message says how to fix it."""
 
@@ -26,7 +30,11 @@ def get_spark(cfg: SparkConfig) -> SparkSession:
     if active is not None:
         return active
     if cfg.master == "auto" and on_cluster():
+        # spark-submit: the cluster's settings apply; Delta's jars come with --jars/--packages.
         builder = SparkSession.builder.appName(cfg.app_name)
+        if "DATABRICKS_RUNTIME_VERSION" not in os.environ:
+            builder = builder.config("spark.sql.extensions", _DELTA_EXTENSION).config(
+                "spark.sql.catalog.spark_catalog", _DELTA_CATALOG)
         for key, value in cfg.conf.items():
             builder = builder.config(key, value)
         return builder.getOrCreate()
@@ -49,12 +57,14 @@ def _local_session(cfg: SparkConfig) -> SparkSession:
     partitions = str(cfg.shuffle_partitions)
     # Python workers must use this interpreter (the venv with pyarrow and the udfs), not `python3` on PATH.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    # A laptop's hostname often resolves to an address Spark then warns about; local mode needs loopback only.
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = (
         SparkSession.builder.master("local[*]" if cfg.master == "auto" else cfg.master)
         .appName(cfg.app_name)
         .config("spark.jars", ",".join(delta_jars(cfg.jars_dir)))
-        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
-        .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
+        .config("spark.sql.extensions", _DELTA_EXTENSION)
+        .config("spark.sql.catalog.spark_catalog", _DELTA_CATALOG)
         .config("spark.driver.memory", cfg.driver_memory)
         .config("spark.sql.shuffle.partitions", partitions)
         # Delta replays its log with 50 partitions by default: far too many for a laptop.

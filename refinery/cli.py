@@ -12,7 +12,8 @@ from rich.table import Table
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Refinery: web crawls (WARC) to LLM pretraining data on Spark + Delta Lake.")
 err = Console(stderr=True)
-out = Console()
+# Piped output (logs, CI, files) is read whole, not on an 80-column screen: do not truncate it.
+out = Console() if sys.stdout.isatty() else Console(width=240)
 
 ConfigOpt = Annotated[str | None, typer.Option("--config", "-c", help="YAML file layered over conf/pipeline.yaml")]
 EnvFileOpt = Annotated[str | None, typer.Option("--env-file", help="file of REFINERY_SECTION__KEY=value lines")]
