@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import markdown_table, require_data, versions, write_json
+
 from refinery.udfs.charset import decode_html
 from refinery.udfs.extract import ExtractionTimeout, extract_main_text
 

@@ -112,5 +112,5 @@ def _write_run(ctx: StageContext, config: PipelineConfig) -> None:
     df = ctx.spark.createDataFrame([row], RUNS.schema)
     if config.validation.enabled:
         validate(RUNS.name, df, sample_values=config.validation.sample_values)
-    ctx.lake.merge(RUNS.name, df)
+    ctx.lake.append(RUNS.name, df)
 

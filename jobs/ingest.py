@@ -16,11 +16,10 @@ from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import LongType, StringType, StructField, StructType
 
-from refinery.schemas.tables import COUNTERS, DOCUMENTS, INGEST_FILES
-from refinery.udfs.warc import FileOutcome, IngestSettings, read_warc_documents
-
 from refinery.jobs.base import StageContext, StageFailed
 from refinery.jobs.progress import spark_progress
+from refinery.schemas.tables import COUNTERS, DOCUMENTS, INGEST_FILES
+from refinery.udfs.warc import FileOutcome, IngestSettings, read_warc_documents
 
 _DOC_FIELDS = [f for f in DOCUMENTS.schema.fields if f.name != "run_id"]
 # One schema for both kinds of task output: document rows, and one summary row per file.

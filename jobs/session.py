@@ -11,7 +11,6 @@ from pyspark.sql import SparkSession
 
 from .config import SparkConfig
 
-
 _DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 _DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 

@@ -62,3 +62,10 @@ class Lakehouse:
             merge = merge.whenMatchedUpdateAll()
         metrics = merge.whenNotMatchedInsertAll().execute()
         return int(metrics.first()["num_inserted_rows"]) if metrics is not None else 0
+
+    def append(self, name: str, rows: DataFrame) -> None:
+        """Blind append, for append-only ledgers whose keys are fresh uuids (cheaper than MERGE)."""
+        if self.cfg.metastore:
+            rows.write.format("delta").mode("append").saveAsTable(self.qualified(name))
+        else:
+            rows.write.format("delta").mode("append").save(self.path(name))

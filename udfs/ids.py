@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from urllib.parse import urlsplit
 
 import xxhash
-
-_WHITESPACE = re.compile(r"\s+")
 
 
 def doc_id_from_record_id(record_id: str) -> str:
@@ -18,7 +15,7 @@ def doc_id_from_record_id(record_id: str) -> str:
 
 def normalize_text(text: str) -> str:
     """NFKC, case-folded, whitespace runs collapsed: texts equal up to these differences hash equal."""
-    return _WHITESPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 def text_hash(text: str) -> str:

