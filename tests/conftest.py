@@ -36,9 +36,12 @@ def lake_config(root: Path, *extra: str):
 
 
 @pytest.fixture(scope="session")
-def spark():
+def spark(tmp_path_factory):
     from refinery.jobs.session import get_spark
 
-    session = get_spark(lake_config(Path("/tmp/unused")).spark)
+    # Metastore-mode tables land in the session's warehouse: keep it out of the repo.
+    warehouse = tmp_path_factory.mktemp("warehouse")
+    config = lake_config(Path("/tmp/unused"), f'spark.conf={{"spark.sql.warehouse.dir": "{warehouse}"}}')
+    session = get_spark(config.spark)
     yield session
     session.stop()

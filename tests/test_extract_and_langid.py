@@ -76,3 +76,11 @@ def test_language_of_real_pages():
 
 def test_language_of_empty_text_is_none():
     assert detect_language(" \n ") == (None, 0.0)
+
+
+def test_trafilatura_output_does_not_depend_on_pages_extracted_before():
+    html = _html(GOLD_SAMPLE, "cdu-fraktion-erfurt.de")
+    first = extract_main_text(html, "trafilatura").text
+    for _ in range(3):  # trafilatura's own cross-call deduplication would now drop repeated segments
+        extract_main_text(html, "trafilatura")
+    assert extract_main_text(html, "trafilatura").text == first

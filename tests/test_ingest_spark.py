@@ -133,3 +133,14 @@ def _doc_row(doc_id: str) -> tuple:
 
     return (doc_id, "http://example.org/", "example.org", "test", datetime(2024, 1, 1, tzinfo=UTC), "t",
             "some text", "en", 0.9, 100, 9, "0" * 32, "utf-8", "resiliparse", "/x.warc.gz", "<urn:x>", 0, "run")
+
+
+def test_tables_can_live_in_a_metastore_schema(spark, tmp_path):
+    from .conftest import CHUNKED_SAMPLE
+
+    config = lake_config(tmp_path / "unused", "storage.metastore=refinery_test", "ingest.extractor=resiliparse")
+    record = run_stage(IngestStage(input_glob=str(CHUNKED_SAMPLE)), spark, config)
+    assert record.status == "succeeded"
+    assert spark.table("refinery_test.documents").count() == 1
+    assert spark.table("refinery_test.runs").where(f"run_id = '{record.run_id}'").count() == 1
+    assert not (tmp_path / "unused").exists()

@@ -38,7 +38,12 @@ def extract_main_text(html: str, extractor: Extractor = "trafilatura", timeout_s
 
 def _trafilatura_text(html: str) -> str:
     import trafilatura
+    from trafilatura.deduplication import LRU_TEST
 
+    # deduplicate=True remembers text segments across calls in a process-wide cache, so a page's text
+    # would depend on which pages the same worker extracted before it (and so on the partitioning).
+    # Clearing it per page keeps the within-page deduplication and makes the output a function of the page.
+    LRU_TEST.clear()
     # FineWeb's settings (datatrove's Trafilatura extractor): precision mode, no comments or images.
     text = trafilatura.extract(
         html, favor_precision=True, include_comments=False, include_images=False, deduplicate=True
