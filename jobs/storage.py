@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
@@ -14,9 +16,11 @@ class Lakehouse:
     def __init__(self, spark: SparkSession, cfg: StorageConfig):
         self.spark = spark
         self.cfg = cfg
+        # Delta rejects relative paths such as ./lakehouse/documents: anchor a local root at the cwd.
+        self.root = cfg.root if "://" in cfg.root else os.path.abspath(os.path.expanduser(cfg.root))
 
     def path(self, name: str) -> str:
-        return f"{self.cfg.root.rstrip('/')}/{name}"
+        return f"{self.root.rstrip('/')}/{name}"
 
     def qualified(self, name: str) -> str:
         """How Spark SQL names the table: catalog.schema.name, or delta.`path`."""

@@ -59,3 +59,11 @@ def test_spark_submit_runs_the_ingest_job(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "ingest: succeeded, 1 rows out" in done.stdout
+
+
+def test_relative_storage_root_is_resolved_against_the_working_directory(spark, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ran = runner.invoke(app, ["run", "--input", str(CHUNKED_SAMPLE), "--set", "storage.root=./lakehouse",
+                              "--set", "ingest.extractor=resiliparse"])
+    assert ran.exit_code == 0, ran.output
+    assert (tmp_path / "lakehouse" / "documents" / "_delta_log").is_dir()

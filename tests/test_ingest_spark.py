@@ -144,3 +144,25 @@ def test_tables_can_live_in_a_metastore_schema(spark, tmp_path):
     assert spark.table("refinery_test.documents").count() == 1
     assert spark.table("refinery_test.runs").where(f"run_id = '{record.run_id}'").count() == 1
     assert not (tmp_path / "unused").exists()
+
+
+def test_unreadable_files_are_recorded_and_too_many_fail_the_run(spark, tmp_path):
+    from refinery.jobs.base import StageFailed
+
+    from .conftest import CHUNKED_SAMPLE, REPO
+
+    warcs = tmp_path / "in"
+    warcs.mkdir()
+    (warcs / "readme.warc.gz").write_bytes((REPO / "README.md").read_bytes())  # not a WARC
+    config = lake_config(tmp_path / "lake", "ingest.extractor=resiliparse")
+    with pytest.raises(StageFailed, match="1 of 1 WARC files could not be read"):
+        run_stage(IngestStage(input_glob=f"{warcs}/*"), spark, config)
+    lake = Lakehouse(spark, config.storage)
+    [bad] = lake.read("ingest_files").collect()
+    assert bad.status == "failed" and "not readable as WARC" in bad.error
+    assert lake.read("runs").first().status == "failed"
+
+    shutil.copy(CHUNKED_SAMPLE, warcs)  # one good file of two is within max_failed_file_fraction=0.5
+    record = run_stage(IngestStage(input_glob=f"{warcs}/*"), spark, config)
+    assert record.status == "succeeded" and record.rows_out == 1
+    assert record.counters["files_failed"] == 1 and record.counters["failed_not_warc"] == 1

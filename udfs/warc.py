@@ -86,12 +86,17 @@ def read_warc_documents(path: str, settings: IngestSettings, outcome: FileOutcom
                 yield row
     except (TruncatedRecord, OSError, ValueError, EOFError) as err:
         read = counters["records"]
-        outcome.status = "partial" if read else "failed"
-        outcome.error = (
-            f"WARC file {path}: damaged or truncated near offset {offset} ({err}); "
-            f"kept {counters['documents']} documents from {read} records read before the damage"
-        )
-        counters["failed_warc_damaged"] += 1
+        if read:
+            outcome.status = "partial"
+            outcome.error = (
+                f"WARC file {path}: damaged or truncated near offset {offset} ({err}); "
+                f"kept {counters['documents']} documents from {read} records read before the damage"
+            )
+            counters["failed_warc_damaged"] += 1
+        else:
+            outcome.status = "failed"
+            outcome.error = f"WARC file {path}: not readable as WARC ({err}); expected a .warc or .warc.gz file"
+            counters["failed_not_warc"] += 1
     finally:
         stream.close()
 
