@@ -58,9 +58,9 @@ class StageContext:
         if n:
             self.run.counters[name] += int(n)
 
-    def commit(self, table: str, df: DataFrame, update_matched: bool = False,
-               suite_settings: dict | None = None) -> int:
-        """Validate df with the table's suite, then MERGE it on the key; returns rows inserted."""
+    def commit(self, table: str, df: DataFrame, update_matched: bool = False, suite_settings: dict | None = None,
+               delete_unmatched_where: str | None = None) -> dict[str, int]:
+        """Validate df with the table's suite, then MERGE it on the key; returns Delta's merge metrics."""
         if self.config.validation.enabled:
             try:
                 validate(table, df, suite_settings, self.config.validation.sample_values)
@@ -68,9 +68,10 @@ class StageContext:
                 self.run.validation = "failed"
                 raise
             self.run.validation = "passed"
-        inserted = self.lake.merge(table, df, update_matched=update_matched)
+        metrics = self.lake.merge(table, df, update_matched=update_matched,
+                                  delete_unmatched_where=delete_unmatched_where)
         self.run.output_versions[table] = self.lake.version(table)
-        return inserted
+        return metrics
 
 
 class Stage(Protocol):

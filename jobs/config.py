@@ -58,11 +58,66 @@ class IngestConfig(_Section):
     max_failed_file_fraction: float = Field(0.5, ge=0, le=1)
 
 
+class DecontaminationPolicy(_Section):
+    min_matched_ngrams: int = Field(1, ge=1)
+    benchmarks: list[str] | None = None  # only these count towards the flag; default: all
+
+
+class DecontaminateConfig(_Section):
+    benchmarks_file: str | None = None  # default: the packaged conf/benchmarks.yaml
+    ngram: int = Field(13, ge=1)
+    min_ngram: int = Field(8, ge=1)
+    false_positive_rate: float = Field(1e-6, gt=0, lt=1)
+    max_ngram_doc_freq: int | None = Field(None, ge=1)
+    max_matches_per_doc: int = Field(100, ge=1)
+    policy: DecontaminationPolicy = Field(default_factory=DecontaminationPolicy)
+    clean: bool = False
+    clean_window: int = Field(200, ge=0)
+    clean_min_piece: int = Field(200, ge=0)
+    clean_max_hits: int = Field(10, ge=0)
+
+
+class BenchmarkEntry(_Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
+    path: str
+    fields: list[str] = Field(min_length=1)
+    id: str | None = None
+
+
 class PipelineConfig(_Section):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     spark: SparkConfig = Field(default_factory=SparkConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
+    decontaminate: DecontaminateConfig = Field(default_factory=DecontaminateConfig)
+
+
+def load_benchmarks(path: str | Path | None = None) -> list[BenchmarkEntry]:
+    """The benchmark list (conf/benchmarks.yaml by default); a bad entry names the file, entry and key."""
+    if path is None:
+        source, text = "conf/benchmarks.yaml", resources.files("refinery.conf").joinpath("benchmarks.yaml").read_text()
+    else:
+        source, text = str(path), _read_yaml_text(Path(path))
+    data = yaml.safe_load(text) or {}
+    entries = data.get("benchmarks") if isinstance(data, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"benchmarks file {source}: expected a non-empty list under 'benchmarks:'")
+    loaded = []
+    for number, entry in enumerate(entries, start=1):
+        try:
+            loaded.append(BenchmarkEntry.model_validate(entry))
+        except ValidationError as err:
+            raise ConfigError(f"benchmarks file {source}, entry {number}: {_describe(err)}") from None
+    names = [e.name for e in loaded]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"benchmarks file {source}: benchmark names must be unique ({names})")
+    return loaded
+
+
+def _read_yaml_text(path: Path) -> str:
+    if not path.is_file():
+        raise ConfigError(f"file {path}: not found")
+    return path.read_text()
 
 
 def default_config_dict() -> dict[str, Any]:

@@ -146,7 +146,8 @@ class IngestStage:
         for name, n in totals.items():
             ctx.count(name, n)
         ctx.run.rows_in = totals["records"]
-        inserted = ctx.commit(DOCUMENTS.name, docs, suite_settings={"min_text_chars": ctx.config.ingest.min_text_chars})
+        suite = {"min_text_chars": ctx.config.ingest.min_text_chars}
+        inserted = ctx.commit(DOCUMENTS.name, docs, suite_settings=suite)["num_inserted_rows"]
         ctx.count("dropped_already_present", totals["documents"] - inserted)
         ctx.run.rows_out = inserted
         ctx.commit(INGEST_FILES.name, files, update_matched=True)

@@ -10,7 +10,7 @@ from .config import PipelineConfig, load_config
 from .session import get_spark
 
 # Stages in pipeline order; later stages add themselves here.
-STAGE_ORDER = ("ingest",)
+STAGE_ORDER = ("ingest", "decontaminate")
 
 
 def make_stage(name: str, input_glob: str | None = None, force: bool | None = None) -> Stage:
@@ -18,6 +18,10 @@ def make_stage(name: str, input_glob: str | None = None, force: bool | None = No
         from .ingest import IngestStage
 
         return IngestStage(input_glob=input_glob, force=force)
+    if name == "decontaminate":
+        from .decontaminate import DecontaminateStage
+
+        return DecontaminateStage()
     raise KeyError(f"unknown stage {name!r}; stages: {', '.join(STAGE_ORDER)}")
 
 

@@ -58,14 +58,20 @@ class Lakehouse:
             return None
         return int(self.table(name).history(1).select("version").first()[0])
 
-    def merge(self, name: str, source: DataFrame, update_matched: bool = False) -> int:
-        """MERGE on the table's key: insert new keys (and update matched ones if asked); rows inserted."""
-        key = TABLES[name].key
-        merge = self.table(name).alias("t").merge(source.alias("s"), f"t.`{key}` = s.`{key}`")
+    def merge(self, name: str, source: DataFrame, update_matched: bool = False,
+              delete_unmatched_where: str | None = None) -> dict[str, int]:
+        """MERGE on the table's key: insert new keys, optionally update matched ones and delete target rows
+        (matching `delete_unmatched_where`) that the source lacks; all in one atomic commit. Returns metrics."""
+        on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in TABLES[name].key)
+        merge = self.table(name).alias("t").merge(source.alias("s"), on)
         if update_matched:
             merge = merge.whenMatchedUpdateAll()
-        metrics = merge.whenNotMatchedInsertAll().execute()
-        return int(metrics.first()["num_inserted_rows"]) if metrics is not None else 0
+        merge = merge.whenNotMatchedInsertAll()
+        if delete_unmatched_where:
+            merge = merge.whenNotMatchedBySourceDelete(condition=delete_unmatched_where)
+        metrics = merge.execute()
+        row = metrics.first() if metrics is not None else None
+        return {k: int(v) for k, v in row.asDict().items()} if row is not None else {}
 
     def append(self, name: str, rows: DataFrame) -> None:
         """Blind append, for append-only ledgers whose keys are fresh uuids (cheaper than MERGE)."""

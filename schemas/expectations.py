@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .tables import DOCUMENTS, INGEST_FILES, RUNS, TableSpec
+from .tables import CONTAMINATION, CONTAMINATION_MATCHES, DOCUMENTS, INGEST_FILES, RUNS, TableSpec
 
 HEX128 = r"^[0-9a-f]{32}$"
 
@@ -44,17 +44,42 @@ def runs_suite(gx, settings: dict) -> list:
     ]
 
 
+def contamination_suite(gx, settings: dict) -> list:
+    e = gx.expectations
+    return [
+        *_shape(e, CONTAMINATION),
+        e.ExpectColumnValuesToBeBetween(column="matched_ngrams", min_value=0),
+        e.ExpectColumnValuesToBeBetween(column="ngrams_checked", min_value=0),
+        e.ExpectColumnValuesToBeInSet(column="cleaning", value_set=["kept", "cleaned", "dropped"]),
+        e.ExpectColumnValuesToMatchRegex(column="benchmark_set_hash", regex=r"^[0-9a-f]{64}$"),
+    ]
+
+
+def contamination_matches_suite(gx, settings: dict) -> list:
+    e = gx.expectations
+    return [
+        *_shape(e, CONTAMINATION_MATCHES),
+        e.ExpectColumnValuesToBeInSet(column="benchmark", value_set=settings.get("benchmarks") or None),
+        e.ExpectColumnValueLengthsToBeBetween(column="ngram", min_value=1),
+        e.ExpectColumnValuesToBeBetween(column="ngram_doc_freq", min_value=1),
+    ]
+
+
 def _shape(e, spec: TableSpec) -> list:
     # Every table: exactly its declared columns, and a non-null unique key.
-    return [
-        e.ExpectTableColumnsToMatchSet(column_set=spec.schema.fieldNames(), exact_match=True),
-        e.ExpectColumnValuesToNotBeNull(column=spec.key),
-        e.ExpectColumnValuesToBeUnique(column=spec.key),
-    ]
+    checks = [e.ExpectTableColumnsToMatchSet(column_set=spec.schema.fieldNames(), exact_match=True)]
+    checks += [e.ExpectColumnValuesToNotBeNull(column=column) for column in spec.key]
+    if len(spec.key) == 1:
+        checks.append(e.ExpectColumnValuesToBeUnique(column=spec.key[0]))
+    else:
+        checks.append(e.ExpectCompoundColumnsToBeUnique(column_list=list(spec.key)))
+    return checks
 
 
 SUITES: dict[str, Callable] = {
     DOCUMENTS.name: documents_suite,
     INGEST_FILES.name: ingest_files_suite,
     RUNS.name: runs_suite,
+    CONTAMINATION.name: contamination_suite,
+    CONTAMINATION_MATCHES.name: contamination_matches_suite,
 }

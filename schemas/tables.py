@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pyspark.sql.types import (
+    ArrayType,
+    BooleanType,
     DoubleType,
     IntegerType,
     LongType,
@@ -19,7 +21,7 @@ from pyspark.sql.types import (
 @dataclass(frozen=True)
 class TableSpec:
     name: str
-    key: str
+    key: tuple[str, ...]
     schema: StructType
     description: str
     partition_by: tuple[str, ...] = field(default_factory=tuple)
@@ -33,7 +35,7 @@ COUNTERS = MapType(StringType(), LongType())
 
 DOCUMENTS = TableSpec(
     name="documents",
-    key="doc_id",
+    key=("doc_id",),
     description="One row per extracted HTML page: text, language and WARC provenance.",
     schema=StructType([
         _f("doc_id", StringType(), False, "xxh3-128 of the WARC-Record-ID: stable across runs"),
@@ -59,7 +61,7 @@ DOCUMENTS = TableSpec(
 
 INGEST_FILES = TableSpec(
     name="ingest_files",
-    key="warc_path",
+    key=("warc_path",),
     description="Ledger of WARC files: one row per file with its status and record counts.",
     schema=StructType([
         _f("warc_path", StringType(), False),
@@ -77,7 +79,7 @@ INGEST_FILES = TableSpec(
 
 RUNS = TableSpec(
     name="runs",
-    key="run_id",
+    key=("run_id",),
     description="Run ledger: one row per stage run.",
     schema=StructType([
         _f("run_id", StringType(), False),
@@ -98,4 +100,41 @@ RUNS = TableSpec(
     ]),
 )
 
-TABLES: dict[str, TableSpec] = {spec.name: spec for spec in (RUNS, INGEST_FILES, DOCUMENTS)}
+CONTAMINATION = TableSpec(
+    name="contamination",
+    key=("doc_id",),
+    description="Per document: verified benchmark 13-gram matches and the contamination flag.",
+    schema=StructType([
+        _f("doc_id", StringType(), False),
+        _f("contaminated", BooleanType(), False, "flag by decontaminate.policy (default: any verified match)"),
+        _f("matched_ngrams", LongType(), False, "distinct verified benchmark n-grams in the text"),
+        _f("matched_items", LongType(), False, "distinct benchmark items those n-grams belong to"),
+        _f("matched_benchmarks", ArrayType(StringType()), False),
+        _f("ngrams_checked", LongType(), False),
+        _f("bloom_candidates", LongType(), False, "Bloom filter hits before exact verification"),
+        _f("cleaning", StringType(), comment="null (cleaning off) | kept | cleaned | dropped (GPT-3 style)"),
+        _f("cleaned_text", StringType(), comment="text with the hits cut out, when cleaning is on"),
+        _f("benchmark_set_hash", StringType(), False, "content hash of the benchmark n-gram set scanned against"),
+        _f("run_id", StringType(), False),
+    ]),
+)
+
+CONTAMINATION_MATCHES = TableSpec(
+    name="contamination_matches",
+    key=("doc_id", "benchmark", "item_id", "ngram_hash"),
+    description="Each verified match: document, benchmark item and the n-gram (bounded per document).",
+    schema=StructType([
+        _f("doc_id", StringType(), False),
+        _f("benchmark", StringType(), False),
+        _f("item_id", StringType(), False),
+        _f("ngram", StringType(), False, "normalised n-gram text"),
+        _f("ngram_hash", LongType(), False),
+        _f("ngram_doc_freq", LongType(), False, "documents containing this n-gram when scanned"),
+        _f("benchmark_set_hash", StringType(), False),
+        _f("run_id", StringType(), False),
+    ]),
+)
+
+TABLES: dict[str, TableSpec] = {
+    spec.name: spec for spec in (RUNS, INGEST_FILES, DOCUMENTS, CONTAMINATION, CONTAMINATION_MATCHES)
+}

@@ -1,0 +1,136 @@
+"""The benchmark side of decontamination: n-gram table, Bloom filter and content hash, built on Spark."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pyarrow as pa
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import to_arrow_schema
+from pyspark.sql.types import BinaryType, IntegerType, LongType, StringType, StructField, StructType
+
+from refinery.jobs.config import BenchmarkEntry, DecontaminateConfig
+from refinery.jobs.ingest import InputError
+from refinery.udfs.benchmarks import BenchmarkNgram, BenchmarkSpec, RowProblem, read_benchmark
+from refinery.udfs.bloom import BloomFilter
+
+NORMALIZATION_VERSION = "janitor-unicode-v1"  # part of the set hash: a change here must re-scan
+_ROWS = StructType([
+    StructField("kind", StringType(), False),
+    StructField("benchmark", StringType(), False),
+    StructField("item_id", StringType()),
+    StructField("ngram_hash", LongType()),
+    StructField("ngram", StringType()),
+    StructField("length", IntegerType()),
+    StructField("path", StringType()),
+    StructField("line", LongType()),
+    StructField("problem", StringType()),
+    StructField("message", StringType()),
+])
+_BATCH = 4096
+
+
+@dataclass
+class BenchmarkIndex:
+    ngrams: DataFrame  # benchmark, item_id, ngram_hash, ngram, length (persisted)
+    bloom: BloomFilter
+    lengths: list[int]
+    set_hash: str
+    counters: dict[str, int]
+    problems: list[str]  # a sample of row-level problems, each naming file and line
+
+
+def benchmark_files(entries: list[BenchmarkEntry]) -> list[tuple[BenchmarkSpec, str]]:
+    files = []
+    for entry in entries:
+        spec = BenchmarkSpec(entry.name, entry.path, tuple(entry.fields), entry.id)
+        matched = sorted(glob.glob(os.path.expanduser(entry.path)))
+        if not matched:
+            raise InputError(f"benchmark {entry.name}: no file matches {entry.path!r} (from the working directory "
+                             f"{os.getcwd()}); fix the path in the benchmarks file or remove the entry")
+        files += [(spec, os.path.abspath(path)) for path in matched]
+    return files
+
+
+def build_index(spark: SparkSession, entries: list[BenchmarkEntry], cfg: DecontaminateConfig) -> BenchmarkIndex:
+    files = benchmark_files(entries)
+    n, min_n = cfg.ngram, min(cfg.min_ngram, cfg.ngram)
+    arrow_schema = to_arrow_schema(_ROWS)
+
+    def task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            for index in batch.column("id").to_pylist():
+                spec, path = files[index]
+                rows = []
+                for row in read_benchmark(spec, path, n, min_n):
+                    rows.append(_row(row))
+                    if len(rows) >= _BATCH:
+                        yield pa.RecordBatch.from_pylist(rows, schema=arrow_schema)
+                        rows = []
+                yield pa.RecordBatch.from_pylist(rows, schema=arrow_schema)
+
+    rows = spark.range(0, len(files), 1, numPartitions=len(files)).mapInArrow(task, _ROWS)
+    rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
+    ngrams = rows.where("kind = 'ngram'").select("benchmark", "item_id", "ngram_hash", "ngram", "length")
+    summary = rows.groupBy("kind", "problem").count().collect()
+    counts = {(r.kind, r.problem): r["count"] for r in summary}
+    problems = [f"benchmark {r.benchmark}: {r.path} line {r.line}: {r.message}"
+                for r in rows.where("problem = 'malformed'").limit(20).collect()]
+    stats = ngrams.agg(F.count_distinct("ngram_hash").alias("distinct"),
+                       F.count_distinct("benchmark", "item_id").alias("items")).first()
+    lengths = sorted(r.length for r in ngrams.select("length").distinct().collect())
+    bloom = _bloom(ngrams, stats["distinct"], cfg.false_positive_rate)
+    counters = {
+        "benchmark_files": len(files),
+        "benchmark_items": int(stats["items"]),
+        "benchmark_ngrams": int(stats["distinct"]),
+        "skipped_short_benchmark_items": counts.get(("problem", "short"), 0),
+        "failed_benchmark_rows": counts.get(("problem", "malformed"), 0),
+        "bloom_filter_bytes": bloom.nbytes,
+    }
+    return BenchmarkIndex(ngrams, bloom, lengths, _set_hash(ngrams, cfg), counters, problems)
+
+
+def _row(row: BenchmarkNgram | RowProblem) -> dict:
+    if isinstance(row, BenchmarkNgram):
+        return {"kind": "ngram", **asdict(row)}
+    return {"kind": "problem", "benchmark": row.benchmark, "path": row.path, "line": row.line,
+            "problem": row.kind, "message": row.message}
+
+
+def _bloom(ngrams: DataFrame, distinct: int, false_positive_rate: float) -> BloomFilter:
+    empty = BloomFilter.for_capacity(distinct, false_positive_rate)
+    num_bits, num_hashes = empty.num_bits, empty.num_hashes
+
+    def partial(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        bloom = BloomFilter(np.zeros_like(empty.bits), num_bits, num_hashes)
+        for batch in batches:
+            bloom.add(batch.column("ngram_hash").to_numpy().view(np.uint64))
+        yield pa.RecordBatch.from_pylist([{"bits": bloom.bits.tobytes()}])
+
+    # Each partition fills its own filter; a tree reduce ORs them, so no single step holds every n-gram.
+    parts = ngrams.select("ngram_hash").mapInArrow(partial, StructType([StructField("bits", BinaryType())]))
+    bits = parts.rdd.map(lambda r: np.frombuffer(r.bits, dtype=np.uint64)).treeReduce(np.bitwise_or)
+    return BloomFilter(bits.copy(), num_bits, num_hashes)
+
+
+def _set_hash(ngrams: DataFrame, cfg: DecontaminateConfig) -> str:
+    """Content hash of the n-gram set: changes when any benchmark item, n-gram or setting changes."""
+    per_benchmark = (ngrams.groupBy("benchmark")
+                     .agg(F.count("*").alias("n"), F.bit_xor(F.xxhash64("item_id", "ngram_hash", "ngram")).alias("x"))
+                     .orderBy("benchmark").collect())
+    payload = {
+        "normalization": NORMALIZATION_VERSION,
+        "ngram": cfg.ngram,
+        "min_ngram": cfg.min_ngram,
+        "benchmarks": [[r.benchmark, r.n, r.x] for r in per_benchmark],
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

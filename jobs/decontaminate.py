@@ -1,0 +1,203 @@
+"""Decontaminate stage: documents → `contamination` (+ `contamination_matches`), 13-gram Bloom + exact check."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+
+import pyarrow as pa
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import to_arrow_schema
+from pyspark.sql.types import ArrayType, LongType, StringType, StructField, StructType
+
+from refinery.jobs.base import StageContext
+from refinery.jobs.benchmark_index import BenchmarkIndex, build_index
+from refinery.jobs.config import DecontaminateConfig, load_benchmarks
+from refinery.jobs.progress import spark_progress
+from refinery.schemas.tables import CONTAMINATION, CONTAMINATION_MATCHES, DOCUMENTS
+from refinery.udfs.decontam import bloom_candidates, gpt3_clean, matched_spans
+
+_CANDIDATE = StructType([StructField("ngram_hash", LongType(), False), StructField("ngram", StringType(), False)])
+_SCANNED = StructType([
+    StructField("doc_id", StringType(), False),
+    StructField("ngrams_checked", LongType(), False),
+    StructField("candidates", ArrayType(_CANDIDATE, False), False),
+])
+_CLEANED = StructType([
+    StructField("doc_id", StringType(), False),
+    StructField("cleaning", StringType(), False),
+    StructField("cleaned_text", StringType()),
+])
+
+
+class DecontaminateStage:
+    name = "decontaminate"
+    inputs = (DOCUMENTS.name, CONTAMINATION.name)
+    outputs = (CONTAMINATION.name, CONTAMINATION_MATCHES.name)
+
+    def execute(self, ctx: StageContext) -> None:
+        cfg = ctx.config.decontaminate
+        entries = load_benchmarks(cfg.benchmarks_file)
+        index = build_index(ctx.spark, entries, cfg)
+        for name, n in index.counters.items():
+            ctx.count(name, n)
+        for problem in index.problems:
+            print(f"warning: {problem}", file=sys.stderr)
+        docs = self._to_scan(ctx, index.set_hash)
+        bloom = ctx.spark.sparkContext.broadcast(index.bloom)
+        scanned = scan(docs, bloom, index.lengths).persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            with spark_progress(ctx.spark, "decontaminate: scanning documents", ctx.show_progress):
+                ctx.run.rows_in = scanned.count()
+            ctx.count("docs_scanned", ctx.run.rows_in)
+            if ctx.run.rows_in:
+                self._verify_and_commit(ctx, cfg, index, scanned, [e.name for e in entries])
+        finally:
+            scanned.unpersist()
+            index.ngrams.unpersist()
+            bloom.unpersist()
+
+    def _to_scan(self, ctx: StageContext, set_hash: str) -> DataFrame:
+        """Documents without a result for this benchmark set: new ones, or all when the set changed."""
+        docs = ctx.lake.read(DOCUMENTS.name).select("doc_id", "text")
+        done = ctx.lake.read(CONTAMINATION.name).where(F.col("benchmark_set_hash") == set_hash).select("doc_id")
+        return docs.join(done, "doc_id", "left_anti")
+
+    def _verify_and_commit(self, ctx: StageContext, cfg: DecontaminateConfig, index: BenchmarkIndex,
+                           scanned: DataFrame, benchmarks: list[str]) -> None:
+        candidates = scanned.select("doc_id", F.explode("candidates").alias("c")).select("doc_id", "c.*")
+        # Exact verification is a join on hash *and* n-gram text with the full n-gram table, so the
+        # benchmark set may be larger than any one machine's memory.
+        verified = candidates.join(index.ngrams, ["ngram_hash", "ngram"]).persist(StorageLevel.MEMORY_AND_DISK)
+        freq = self._doc_freq(ctx, verified, scanned)
+        matches = verified.join(freq, "ngram_hash")
+        if cfg.max_ngram_doc_freq is not None:
+            frequent = freq.where(F.col("ngram_doc_freq") > cfg.max_ngram_doc_freq)
+            ctx.count("ignored_frequent_ngrams", frequent.count())
+            matches = matches.join(frequent.select("ngram_hash"), "ngram_hash", "left_anti")
+        per_doc = self._per_doc(matches, cfg)
+        contamination = (
+            scanned.select("doc_id", "ngrams_checked", F.size("candidates").cast("long").alias("bloom_candidates"))
+            .join(per_doc, "doc_id", "left")
+            .select(
+                "doc_id",
+                (F.coalesce("policy_ngrams", F.lit(0)) >= cfg.policy.min_matched_ngrams).alias("contaminated"),
+                F.coalesce("matched_ngrams", F.lit(0)).alias("matched_ngrams"),
+                F.coalesce("matched_items", F.lit(0)).alias("matched_items"),
+                F.coalesce("matched_benchmarks", F.array().cast("array<string>")).alias("matched_benchmarks"),
+                "ngrams_checked", "bloom_candidates",
+            )
+        )
+        contamination = self._clean(ctx, cfg, index, contamination, matches)
+        contamination = (contamination.withColumn("benchmark_set_hash", F.lit(index.set_hash))
+                         .withColumn("run_id", F.lit(ctx.run.run_id))
+                         .select(*CONTAMINATION.schema.fieldNames()))
+        self._count(ctx, candidates, verified, contamination)
+        try:
+            written = ctx.commit(CONTAMINATION.name, contamination, update_matched=True)
+            ctx.run.rows_out = written.get("num_inserted_rows", 0) + written.get("num_updated_rows", 0)
+            detail = self._detail(matches, cfg, index.set_hash, ctx.run.run_id)
+            # One MERGE both writes the new matches and deletes those found against an older benchmark set.
+            ctx.commit(CONTAMINATION_MATCHES.name, detail, update_matched=True,
+                       suite_settings={"benchmarks": benchmarks},
+                       delete_unmatched_where=f"t.benchmark_set_hash <> '{index.set_hash}'")
+        finally:
+            verified.unpersist()
+
+    def _doc_freq(self, ctx: StageContext, verified: DataFrame, scanned: DataFrame) -> DataFrame:
+        """Documents per n-gram over the whole corpus: this run's matches plus earlier runs' still valid ones."""
+        earlier = (ctx.lake.read(CONTAMINATION_MATCHES.name).select("doc_id", "ngram_hash")
+                   .join(scanned.select("doc_id"), "doc_id", "left_anti"))
+        pairs = verified.select("doc_id", "ngram_hash").unionByName(earlier).distinct()
+        return pairs.groupBy("ngram_hash").agg(F.count("*").alias("ngram_doc_freq"))
+
+    @staticmethod
+    def _per_doc(matches: DataFrame, cfg: DecontaminateConfig) -> DataFrame:
+        counted = F.col("benchmark").isin(cfg.policy.benchmarks) if cfg.policy.benchmarks else F.lit(True)
+        return matches.groupBy("doc_id").agg(
+            F.count_distinct("ngram_hash").alias("matched_ngrams"),
+            F.count_distinct("benchmark", "item_id").alias("matched_items"),
+            F.array_sort(F.collect_set("benchmark")).alias("matched_benchmarks"),
+            F.count_distinct(F.when(counted, F.col("ngram_hash"))).alias("policy_ngrams"),
+        )
+
+    def _clean(self, ctx: StageContext, cfg: DecontaminateConfig, index: BenchmarkIndex, contamination: DataFrame,
+               matches: DataFrame) -> DataFrame:
+        if not cfg.clean:
+            return contamination.withColumn("cleaning", F.lit(None).cast("string")).withColumn(
+                "cleaned_text", F.lit(None).cast("string"))
+        hits = matches.groupBy("doc_id").agg(F.collect_set("ngram_hash").alias("hashes"))
+        dirty = ctx.lake.read(DOCUMENTS.name).select("doc_id", "text").join(hits, "doc_id")
+        cleaned = clean(dirty, index.lengths, cfg)
+        return (contamination.join(cleaned, "doc_id", "left")
+                .withColumn("cleaning", F.coalesce("cleaning", F.lit("kept"))))
+
+    @staticmethod
+    def _detail(matches: DataFrame, cfg: DecontaminateConfig, set_hash: str, run_id: str) -> DataFrame:
+        order = Window.partitionBy("doc_id").orderBy("benchmark", "item_id", "ngram_hash")
+        return (matches.withColumn("rank", F.row_number().over(order))
+                .where(F.col("rank") <= cfg.max_matches_per_doc)
+                .withColumn("benchmark_set_hash", F.lit(set_hash)).withColumn("run_id", F.lit(run_id))
+                .select(*CONTAMINATION_MATCHES.schema.fieldNames()))
+
+    @staticmethod
+    def _count(ctx: StageContext, candidates: DataFrame, verified: DataFrame, contamination: DataFrame) -> None:
+        stats = contamination.agg(
+            F.sum("ngrams_checked").alias("checked"), F.sum("bloom_candidates").alias("candidates"),
+            F.sum(F.col("contaminated").cast("long")).alias("contaminated"),
+            F.sum(F.when(F.col("cleaning") == "dropped", 1).otherwise(0)).alias("dropped"),
+        ).first()
+        unverified = candidates.join(verified.select("doc_id", "ngram_hash").distinct(), ["doc_id", "ngram_hash"],
+                                     "left_anti").count()
+        ctx.count("ngrams_checked", stats["checked"] or 0)
+        ctx.count("bloom_candidates", stats["candidates"] or 0)
+        ctx.count("bloom_false_positives", unverified)
+        ctx.count("verified_matches", verified.count())
+        ctx.count("contaminated_docs", stats["contaminated"] or 0)
+        ctx.count("dropped_by_cleaning", stats["dropped"] or 0)
+        for row in (contamination.where("contaminated").select(F.explode("matched_benchmarks").alias("b"))
+                    .groupBy("b").count().collect()):
+            ctx.count(f"contaminated_docs_{row.b}", row["count"])
+
+
+def scan(docs: DataFrame, bloom, lengths: list[int]) -> DataFrame:
+    """Bloom-filter candidates of every document (a broadcast filter, vectorised per document)."""
+    schema = to_arrow_schema(_SCANNED)
+
+    def task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        filter_ = bloom.value
+        for batch in batches:
+            rows = []
+            for doc_id, text in zip(batch.column("doc_id").to_pylist(), batch.column("text").to_pylist(),
+                                    strict=True):
+                checked, found = bloom_candidates(text or "", filter_, lengths)
+                rows.append({"doc_id": doc_id, "ngrams_checked": checked,
+                             "candidates": [{"ngram_hash": h, "ngram": g} for h, g in found.items()]})
+            yield pa.RecordBatch.from_pylist(rows, schema=schema)
+
+    return docs.mapInArrow(task, _SCANNED)
+
+
+def clean(dirty: DataFrame, lengths: list[int], cfg: DecontaminateConfig) -> DataFrame:
+    schema = to_arrow_schema(_CLEANED)
+
+    def task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            rows = []
+            for doc_id, text, hashes in zip(*(batch.column(c).to_pylist() for c in ("doc_id", "text", "hashes")),
+                                            strict=True):
+                spans = matched_spans(text, set(hashes), lengths)
+                pieces = gpt3_clean(text, spans, cfg.clean_window, cfg.clean_min_piece, cfg.clean_max_hits)
+                rows.append({"doc_id": doc_id, "cleaning": "cleaned" if pieces else "dropped",
+                             "cleaned_text": "\n\n".join(pieces) if pieces else None})
+            yield pa.RecordBatch.from_pylist(rows, schema=schema)
+
+    return dirty.mapInArrow(task, _CLEANED)
+
+
+if __name__ == "__main__":  # spark-submit jobs/decontaminate.py --config conf.yaml [--set k=v]
+    from refinery.jobs.main import stage_main
+
+    stage_main("decontaminate")
