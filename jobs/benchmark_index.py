@@ -123,14 +123,15 @@ def _bloom(ngrams: DataFrame, distinct: int, false_positive_rate: float) -> Bloo
 
 
 def _set_hash(ngrams: DataFrame, cfg: DecontaminateConfig) -> str:
-    """Content hash of the n-gram set: changes when any benchmark item, n-gram or setting changes."""
+    """Content hash of the n-gram set and settings: any change to an item, n-gram or setting changes it."""
     per_benchmark = (ngrams.groupBy("benchmark")
                      .agg(F.count("*").alias("n"), F.bit_xor(F.xxhash64("item_id", "ngram_hash", "ngram")).alias("x"))
                      .orderBy("benchmark").collect())
+    # The settings that shape results are part of it too, so changing one re-scans like a new benchmark.
+    settings = cfg.model_dump(mode="json", exclude={"benchmarks_file", "false_positive_rate"})
     payload = {
         "normalization": NORMALIZATION_VERSION,
-        "ngram": cfg.ngram,
-        "min_ngram": cfg.min_ngram,
+        "settings": settings,
         "benchmarks": [[r.benchmark, r.n, r.x] for r in per_benchmark],
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

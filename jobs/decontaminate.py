@@ -47,15 +47,16 @@ class DecontaminateStage:
             print(f"warning: {problem}", file=sys.stderr)
         docs = self._to_scan(ctx, index.set_hash)
         bloom = ctx.spark.sparkContext.broadcast(index.bloom)
-        scanned = scan(docs, bloom, index.lengths).persist(StorageLevel.MEMORY_AND_DISK)
         try:
             with spark_progress(ctx.spark, "decontaminate: scanning documents", ctx.show_progress):
+                # A checkpoint, not a cache: the scan's plan reads `contamination`, and Delta re-computes
+                # cached plans of a table it writes, which would re-run the anti-join after our own commit.
+                scanned = scan(docs, bloom, index.lengths).localCheckpoint(eager=True)
                 ctx.run.rows_in = scanned.count()
             ctx.count("docs_scanned", ctx.run.rows_in)
             if ctx.run.rows_in:
                 self._verify_and_commit(ctx, cfg, index, scanned, [e.name for e in entries])
         finally:
-            scanned.unpersist()
             index.ngrams.unpersist()
             bloom.unpersist()
 
