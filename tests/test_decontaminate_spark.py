@@ -63,8 +63,8 @@ def lake(spark, tmp_path_factory):
     root = tmp_path_factory.mktemp("decontam")
     config = lake_config(root / "lake", "ingest.extractor=resiliparse",
                          f"decontaminate.benchmarks_file={_benchmarks_file(root)}")
-    run_stage(IngestStage(input_glob=",".join(str(p) for p in (CC_SAMPLE, SAMPLE / "wget-2024_dolma_sample-0000.warc.gz"))),
-              spark, config)
+    warcs = ",".join(str(p) for p in (CC_SAMPLE, SAMPLE / "wget-2024_dolma_sample-0000.warc.gz"))
+    run_stage(IngestStage(input_glob=warcs), spark, config)
     lake = Lakehouse(spark, config.storage)
     hosts = lake.read(DOCUMENTS.name).orderBy("doc_id").limit(len(_variants())).collect()
     planted = []
