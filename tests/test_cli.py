@@ -45,7 +45,7 @@ def test_bad_config_and_bad_sql_print_one_clear_error(spark, tmp_path):
 
 def test_unknown_stage_lists_the_stages():
     result = runner.invoke(app, ["run", "--stage", "nope"])
-    assert result.exit_code == 2 and "stages: ingest" in result.output
+    assert result.exit_code == 2 and "stages: ingest, decontaminate" in result.output
 
 
 def test_spark_submit_runs_the_ingest_job(tmp_path):
@@ -63,7 +63,8 @@ def test_spark_submit_runs_the_ingest_job(tmp_path):
 
 def test_relative_storage_root_is_resolved_against_the_working_directory(spark, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    ran = runner.invoke(app, ["run", "--input", str(CHUNKED_SAMPLE), "--set", "storage.root=./lakehouse",
+    ran = runner.invoke(app, ["run", "--stage", "ingest", "--input", str(CHUNKED_SAMPLE),
+                              "--set", "storage.root=./lakehouse",
                               "--set", "ingest.extractor=resiliparse"])
     assert ran.exit_code == 0, ran.output
     assert (tmp_path / "lakehouse" / "documents" / "_delta_log").is_dir()
