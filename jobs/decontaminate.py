@@ -17,7 +17,7 @@ from refinery.jobs.benchmark_index import BenchmarkIndex, build_index
 from refinery.jobs.config import DecontaminateConfig, load_benchmarks
 from refinery.jobs.progress import spark_progress
 from refinery.schemas.tables import CONTAMINATION, CONTAMINATION_MATCHES, DOCUMENTS
-from refinery.udfs.decontam import bloom_candidates, gpt3_clean, matched_spans
+from refinery.udfs.decontam import bloom_candidates_batch, gpt3_clean, matched_spans
 
 _CANDIDATE = StructType([StructField("ngram_hash", LongType(), False), StructField("ngram", StringType(), False)])
 _SCANNED = StructType([
@@ -170,12 +170,11 @@ def scan(docs: DataFrame, bloom, lengths: list[int]) -> DataFrame:
     def task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         filter_ = bloom.value
         for batch in batches:
-            rows = []
-            for doc_id, text in zip(batch.column("doc_id").to_pylist(), batch.column("text").to_pylist(),
-                                    strict=True):
-                checked, found = bloom_candidates(text or "", filter_, lengths)
-                rows.append({"doc_id": doc_id, "ngrams_checked": checked,
-                             "candidates": [{"ngram_hash": h, "ngram": g} for h, g in found.items()]})
+            texts = [t or "" for t in batch.column("text").to_pylist()]
+            results = bloom_candidates_batch(texts, filter_, lengths)
+            rows = [{"doc_id": doc_id, "ngrams_checked": checked,
+                     "candidates": [{"ngram_hash": h, "ngram": g} for h, g in found.items()]}
+                    for doc_id, (checked, found) in zip(batch.column("doc_id").to_pylist(), results, strict=True)]
             yield pa.RecordBatch.from_pylist(rows, schema=schema)
 
     return docs.mapInArrow(task, _SCANNED)

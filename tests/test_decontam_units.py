@@ -114,3 +114,15 @@ def test_gpt3_cleaning_cuts_the_hit_and_keeps_long_clean_pieces():
     assert len(pieces) == 2
     assert "Janet" not in "".join(pieces) and pieces[0].startswith("Intro") and pieces[1].rstrip().endswith("markets.")
     assert gpt3_clean(text, spans * 11) == []  # more than 10 hits drop the document
+
+
+def test_batched_scan_equals_scanning_each_text_alone():
+    from refinery.udfs.decontam import bloom_candidates_batch
+
+    question = _first_gsm8k_question()
+    tokens = normalize_tokens(question)
+    bloom = BloomFilter.for_capacity(100, 1e-6)
+    bloom.add(ngram_hashes(token_hashes(tokens), [13])[13])
+    texts = ["", "too short", "Prefix words. " + question, question.upper() + " tail " * 5, "unrelated " * 40]
+    assert bloom_candidates_batch(texts, bloom, [8, 13]) == [bloom_candidates(t, bloom, [8, 13]) for t in texts]
+    assert bloom_candidates_batch(texts, bloom, [13])[2][1]  # the planted question is a candidate

@@ -28,13 +28,12 @@ class BloomFilter:
 
     def _position(self, keys: np.ndarray, second: np.ndarray, i: int) -> np.ndarray:
         # Kirsch-Mitzenmacher double hashing: the i-th of k positions from two hashes of the key.
-        with np.errstate(over="ignore"):
-            return (keys + np.uint64(i) * second) % np.uint64(self.num_bits)
+        # (uint64 array arithmetic wraps silently; only numpy scalars warn on overflow.)
+        return (keys + np.uint64(i) * second) % np.uint64(self.num_bits)
 
     @staticmethod
     def _second(keys: np.ndarray) -> np.ndarray:
-        with np.errstate(over="ignore"):
-            return ((keys ^ _SALT) * _SALT) | np.uint64(1)
+        return ((keys ^ _SALT) * _SALT) | np.uint64(1)
 
     def add(self, keys: np.ndarray) -> None:
         keys = keys.astype(np.uint64, copy=False)
