@@ -75,6 +75,7 @@ class DecontaminateConfig(_Section):
     clean_window: int = Field(200, ge=0)
     clean_min_piece: int = Field(200, ge=0)
     clean_max_hits: int = Field(10, ge=0)
+    cache_index: bool = True
 
 
 class BenchmarkEntry(_Section):

@@ -13,12 +13,13 @@ from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import ArrayType, LongType, StringType, StructField, StructType
 
 from refinery.jobs.base import StageContext
-from refinery.jobs.benchmark_index import BenchmarkIndex, build_index
+from refinery.jobs.benchmark_index import BenchmarkIndex, load_or_build_index
 from refinery.jobs.config import DecontaminateConfig, load_benchmarks
 from refinery.jobs.progress import spark_progress
 from refinery.schemas.tables import CONTAMINATION, CONTAMINATION_MATCHES, DOCUMENTS
 from refinery.udfs.decontam import bloom_candidates_batch, gpt3_clean, matched_spans
 
+_BROADCAST_CANDIDATES = 2_000_000
 _CANDIDATE = StructType([StructField("ngram_hash", LongType(), False), StructField("ngram", StringType(), False)])
 _SCANNED = StructType([
     StructField("doc_id", StringType(), False),
@@ -40,7 +41,8 @@ class DecontaminateStage:
     def execute(self, ctx: StageContext) -> None:
         cfg = ctx.config.decontaminate
         entries = load_benchmarks(cfg.benchmarks_file)
-        index = build_index(ctx.spark, entries, cfg)
+        cache = f"{ctx.lake.root}/_cache/benchmark_index" if cfg.cache_index else None
+        index = load_or_build_index(ctx.spark, entries, cfg, cache)
         for name, n in index.counters.items():
             ctx.count(name, n)
         for problem in index.problems:
@@ -71,6 +73,8 @@ class DecontaminateStage:
         candidates = scanned.select("doc_id", F.explode("candidates").alias("c")).select("doc_id", "c.*")
         # Exact verification is a join on hash *and* n-gram text with the full n-gram table, so the
         # benchmark set may be larger than any one machine's memory.
+        if candidates.count() <= _BROADCAST_CANDIDATES:
+            candidates = F.broadcast(candidates)  # few hits (the usual case): no shuffle of the n-gram table
         verified = candidates.join(index.ngrams, ["ngram_hash", "ngram"]).persist(StorageLevel.MEMORY_AND_DISK)
         freq = self._doc_freq(ctx, verified, scanned)
         matches = verified.join(freq, "ngram_hash")

@@ -105,6 +105,7 @@ def test_ledger_counts_candidates_verification_and_benchmarks(lake, tmp_path):
     _, _, record, planted, _ = lake
     root = tmp_path
     c = record.counters
+    assert "benchmark_index_cached" not in c
     assert c["docs_scanned"] == record.rows_in == record.rows_out
     assert c["bloom_candidates"] >= c["bloom_false_positives"] >= 0
     assert c["contaminated_docs"] == len(planted)
@@ -128,6 +129,7 @@ def test_rerun_scans_only_new_documents(lake, spark):
     config, _, _, _, _ = lake
     again = run_stage(DecontaminateStage(), spark, config)
     assert again.counters["docs_scanned"] == 0 and again.rows_out == 0
+    assert again.counters["benchmark_index_cached"] == 1  # the index built by the first run was reused
 
 
 def test_cleaning_cuts_planted_items_and_changing_it_rescans(lake, spark):
@@ -156,6 +158,7 @@ def test_malformed_benchmark_rows_are_reported_and_a_changed_set_replaces_old_ma
         update={"benchmarks_file": str(_benchmarks_file(root, SUBSET, extra))})})
     record = run_stage(DecontaminateStage(), spark, changed)
     assert record.status == "succeeded"
+    assert "benchmark_index_cached" not in record.counters  # new benchmark files: the index is rebuilt
     assert record.counters["failed_benchmark_rows"] == 1
     assert "copa_broken.jsonl line 5: not valid JSON" in capsys.readouterr().err
     hashes = {r.benchmark_set_hash for r in lake_.read(CONTAMINATION_MATCHES.name).collect()}
