@@ -45,7 +45,7 @@ class BenchmarkIndex:
     ngrams: DataFrame  # benchmark, item_id, ngram_hash, ngram, length (persisted)
     bloom: BloomFilter
     lengths: list[int]
-    set_hash: str
+    content_hash: str  # of the n-gram set itself; see results_hash for what rows record
     counters: dict[str, int]
     problems: list[str]  # a sample of row-level problems, each naming file and line
 
@@ -118,7 +118,7 @@ def build_index(spark: SparkSession, files: list[tuple[BenchmarkSpec, str]], cfg
         "failed_benchmark_rows": counts.get(("problem", "malformed"), 0),
         "bloom_filter_bytes": bloom.nbytes,
     }
-    return BenchmarkIndex(ngrams, bloom, lengths, _set_hash(ngrams, cfg), counters, problems)
+    return BenchmarkIndex(ngrams, bloom, lengths, _content_hash(ngrams, cfg), counters, problems)
 
 
 _META = StructType([
@@ -126,7 +126,7 @@ _META = StructType([
     StructField("num_bits", LongType(), False),
     StructField("num_hashes", IntegerType(), False),
     StructField("lengths", StringType(), False),
-    StructField("set_hash", StringType(), False),
+    StructField("content_hash", StringType(), False),
     StructField("counters", StringType(), False),
     StructField("problems", StringType(), False),
 ])
@@ -134,8 +134,8 @@ _META = StructType([
 
 def _cache_key(files: list[tuple[BenchmarkSpec, str]], cfg: DecontaminateConfig) -> str:
     digest = hashlib.sha256(NORMALIZATION_VERSION.encode())
-    settings = cfg.model_dump(mode="json", exclude={"benchmarks_file", "cache_index"})
-    digest.update(json.dumps(settings, sort_keys=True).encode())
+    # Only what the index itself depends on: policy or cleaning changes reuse it.
+    digest.update(json.dumps([cfg.ngram, cfg.min_ngram, cfg.false_positive_rate]).encode())
     for spec, path in files:
         digest.update(json.dumps([spec.name, spec.fields, spec.id_field]).encode())
         with open(path, "rb") as stream:
@@ -147,7 +147,7 @@ def _cache_key(files: list[tuple[BenchmarkSpec, str]], cfg: DecontaminateConfig)
 def _save(spark: SparkSession, index: BenchmarkIndex, folder: str) -> None:
     index.ngrams.write.mode("overwrite").parquet(f"{folder}/ngrams")
     meta = (index.bloom.bits.tobytes(), index.bloom.num_bits, index.bloom.num_hashes, json.dumps(index.lengths),
-            index.set_hash, json.dumps(index.counters), json.dumps(index.problems))
+            index.content_hash, json.dumps(index.counters), json.dumps(index.problems))
     # Written last: its presence marks a complete cache entry.
     spark.createDataFrame([meta], _META).write.mode("overwrite").parquet(f"{folder}/meta")
 
@@ -164,7 +164,7 @@ def _load(spark: SparkSession, folder: str) -> BenchmarkIndex | None:
         return None
     bloom = BloomFilter(np.frombuffer(meta.bits, dtype=np.uint64).copy(), meta.num_bits, meta.num_hashes)
     counters = {**json.loads(meta.counters), "benchmark_index_cached": 1}
-    return BenchmarkIndex(ngrams, bloom, json.loads(meta.lengths), meta.set_hash, counters,
+    return BenchmarkIndex(ngrams, bloom, json.loads(meta.lengths), meta.content_hash, counters,
                           json.loads(meta.problems))
 
 
@@ -191,16 +191,22 @@ def _bloom(ngrams: DataFrame, distinct: int, false_positive_rate: float) -> Bloo
     return BloomFilter(bits.copy(), num_bits, num_hashes)
 
 
-def _set_hash(ngrams: DataFrame, cfg: DecontaminateConfig) -> str:
-    """Content hash of the n-gram set and settings: any change to an item, n-gram or setting changes it."""
+def _content_hash(ngrams: DataFrame, cfg: DecontaminateConfig) -> str:
+    """Hash of the n-gram set: changes when any benchmark item or n-gram changes."""
     per_benchmark = (ngrams.groupBy("benchmark")
                      .agg(F.count("*").alias("n"), F.bit_xor(F.xxhash64("item_id", "ngram_hash", "ngram")).alias("x"))
                      .orderBy("benchmark").collect())
-    # The settings that shape results are part of it too, so changing one re-scans like a new benchmark.
-    settings = cfg.model_dump(mode="json", exclude={"benchmarks_file", "false_positive_rate", "cache_index"})
     payload = {
         "normalization": NORMALIZATION_VERSION,
-        "settings": settings,
+        "ngram": [cfg.ngram, cfg.min_ngram],
         "benchmarks": [[r.benchmark, r.n, r.x] for r in per_benchmark],
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def results_hash(index: BenchmarkIndex, cfg: DecontaminateConfig) -> str:
+    """What a contamination row was computed against: the n-gram set plus every setting that shapes the
+    result (policy, cleaning, frequency cut-off), so changing any of them re-scans like a new benchmark."""
+    settings = cfg.model_dump(mode="json", exclude={"benchmarks_file", "false_positive_rate", "cache_index"})
+    payload = json.dumps({"content": index.content_hash, "settings": settings}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()

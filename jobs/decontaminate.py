@@ -13,7 +13,7 @@ from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import ArrayType, LongType, StringType, StructField, StructType
 
 from refinery.jobs.base import StageContext
-from refinery.jobs.benchmark_index import BenchmarkIndex, load_or_build_index
+from refinery.jobs.benchmark_index import BenchmarkIndex, load_or_build_index, results_hash
 from refinery.jobs.config import DecontaminateConfig, load_benchmarks
 from refinery.jobs.progress import spark_progress
 from refinery.schemas.tables import CONTAMINATION, CONTAMINATION_MATCHES, DOCUMENTS
@@ -47,7 +47,8 @@ class DecontaminateStage:
             ctx.count(name, n)
         for problem in index.problems:
             print(f"warning: {problem}", file=sys.stderr)
-        docs = self._to_scan(ctx, index.set_hash)
+        set_hash = results_hash(index, cfg)
+        docs = self._to_scan(ctx, set_hash)
         bloom = ctx.spark.sparkContext.broadcast(index.bloom)
         try:
             with spark_progress(ctx.spark, "decontaminate: scanning documents", ctx.show_progress):
@@ -57,7 +58,7 @@ class DecontaminateStage:
                 ctx.run.rows_in = scanned.count()
             ctx.count("docs_scanned", ctx.run.rows_in)
             if ctx.run.rows_in:
-                self._verify_and_commit(ctx, cfg, index, scanned, [e.name for e in entries])
+                self._verify_and_commit(ctx, cfg, index, set_hash, scanned, [e.name for e in entries])
         finally:
             index.ngrams.unpersist()
             bloom.unpersist()
@@ -69,7 +70,7 @@ class DecontaminateStage:
         return docs.join(done, "doc_id", "left_anti")
 
     def _verify_and_commit(self, ctx: StageContext, cfg: DecontaminateConfig, index: BenchmarkIndex,
-                           scanned: DataFrame, benchmarks: list[str]) -> None:
+                           set_hash: str, scanned: DataFrame, benchmarks: list[str]) -> None:
         candidates = scanned.select("doc_id", F.explode("candidates").alias("c")).select("doc_id", "c.*")
         # Exact verification is a join on hash *and* n-gram text with the full n-gram table, so the
         # benchmark set may be larger than any one machine's memory.
@@ -96,18 +97,18 @@ class DecontaminateStage:
             )
         )
         contamination = self._clean(ctx, cfg, index, contamination, matches)
-        contamination = (contamination.withColumn("benchmark_set_hash", F.lit(index.set_hash))
+        contamination = (contamination.withColumn("benchmark_set_hash", F.lit(set_hash))
                          .withColumn("run_id", F.lit(ctx.run.run_id))
                          .select(*CONTAMINATION.schema.fieldNames()))
         self._count(ctx, candidates, verified, contamination)
         try:
             written = ctx.commit(CONTAMINATION.name, contamination, update_matched=True)
             ctx.run.rows_out = written.get("num_inserted_rows", 0) + written.get("num_updated_rows", 0)
-            detail = self._detail(matches, cfg, index.set_hash, ctx.run.run_id)
+            detail = self._detail(matches, cfg, set_hash, ctx.run.run_id)
             # One MERGE both writes the new matches and deletes those found against an older benchmark set.
             ctx.commit(CONTAMINATION_MATCHES.name, detail, update_matched=True,
                        suite_settings={"benchmarks": benchmarks},
-                       delete_unmatched_where=f"t.benchmark_set_hash <> '{index.set_hash}'")
+                       delete_unmatched_where=f"t.benchmark_set_hash <> '{set_hash}'")
         finally:
             verified.unpersist()
 
