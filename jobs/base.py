@@ -61,17 +61,22 @@ class StageContext:
     def commit(self, table: str, df: DataFrame, update_matched: bool = False, suite_settings: dict | None = None,
                delete_unmatched_where: str | None = None) -> dict[str, int]:
         """Validate df with the table's suite, then MERGE it on the key; returns Delta's merge metrics."""
-        if self.config.validation.enabled:
-            try:
-                validate(table, df, suite_settings, self.config.validation.sample_values)
-            except ValidationFailed:
-                self.run.validation = "failed"
-                raise
-            self.run.validation = "passed"
+        self.validate(table, df, suite_settings)
         metrics = self.lake.merge(table, df, update_matched=update_matched,
                                   delete_unmatched_where=delete_unmatched_where)
         self.run.output_versions[table] = self.lake.version(table)
         return metrics
+
+    def validate(self, table: str, df: DataFrame, suite_settings: dict | None = None) -> None:
+        """Run the table's suite (stages writing two tables validate both before committing either)."""
+        if not self.config.validation.enabled:
+            return
+        try:
+            validate(table, df, suite_settings, self.config.validation.sample_values)
+        except ValidationFailed:
+            self.run.validation = "failed"
+            raise
+        self.run.validation = "passed"
 
 
 class Stage(Protocol):

@@ -20,6 +20,7 @@ from refinery.schemas.tables import CONTAMINATION, CONTAMINATION_MATCHES, DOCUME
 from refinery.udfs.decontam import bloom_candidates_batch, gpt3_clean, matched_spans
 
 _BROADCAST_CANDIDATES = 2_000_000
+_SCAN_SLICE = 256
 _CANDIDATE = StructType([StructField("ngram_hash", LongType(), False), StructField("ngram", StringType(), False)])
 _SCANNED = StructType([
     StructField("doc_id", StringType(), False),
@@ -101,16 +102,23 @@ class DecontaminateStage:
                          .withColumn("run_id", F.lit(ctx.run.run_id))
                          .select(*CONTAMINATION.schema.fieldNames()))
         self._count(ctx, candidates, verified, contamination)
+        detail = self._detail(matches, cfg, set_hash, ctx.run.run_id).persist(StorageLevel.MEMORY_AND_DISK)
+        contamination = contamination.persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            written = ctx.commit(CONTAMINATION.name, contamination, update_matched=True)
-            ctx.run.rows_out = written.get("num_inserted_rows", 0) + written.get("num_updated_rows", 0)
-            detail = self._detail(matches, cfg, set_hash, ctx.run.run_id)
+            # Both suites pass before either table changes. Matches go first and `contamination` (the
+            # "scanned" marker) last, so a run killed in between re-scans those documents next time.
+            ctx.validate(CONTAMINATION_MATCHES.name, detail, {"benchmarks": benchmarks})
+            ctx.validate(CONTAMINATION.name, contamination)
             # One MERGE both writes the new matches and deletes those found against an older benchmark set.
-            ctx.commit(CONTAMINATION_MATCHES.name, detail, update_matched=True,
-                       suite_settings={"benchmarks": benchmarks},
-                       delete_unmatched_where=f"t.benchmark_set_hash <> '{set_hash}'")
+            ctx.lake.merge(CONTAMINATION_MATCHES.name, detail, update_matched=True,
+                           delete_unmatched_where=f"t.benchmark_set_hash <> '{set_hash}'")
+            written = ctx.lake.merge(CONTAMINATION.name, contamination, update_matched=True)
+            for table in self.outputs:
+                ctx.run.output_versions[table] = ctx.lake.version(table)
+            ctx.run.rows_out = written.get("num_inserted_rows", 0) + written.get("num_updated_rows", 0)
         finally:
-            verified.unpersist()
+            for frame in (verified, detail, contamination):
+                frame.unpersist()
 
     def _doc_freq(self, ctx: StageContext, verified: DataFrame, scanned: DataFrame) -> DataFrame:
         """Documents per n-gram over the whole corpus: this run's matches plus earlier runs' still valid ones."""
@@ -142,8 +150,12 @@ class DecontaminateStage:
 
     @staticmethod
     def _detail(matches: DataFrame, cfg: DecontaminateConfig, set_hash: str, run_id: str) -> DataFrame:
-        order = Window.partitionBy("doc_id").orderBy("benchmark", "item_id", "ngram_hash")
-        return (matches.withColumn("rank", F.row_number().over(order))
+        # Rank each item's n-grams first, so the cap keeps one row for every matched item before a second
+        # row for any (a passage shared by many items would otherwise crowd the others out).
+        within_item = Window.partitionBy("doc_id", "benchmark", "item_id").orderBy("ngram_hash")
+        order = Window.partitionBy("doc_id").orderBy("item_rank", "benchmark", "item_id", "ngram_hash")
+        return (matches.withColumn("item_rank", F.row_number().over(within_item))
+                .withColumn("rank", F.row_number().over(order))
                 .where(F.col("rank") <= cfg.max_matches_per_doc)
                 .withColumn("benchmark_set_hash", F.lit(set_hash)).withColumn("run_id", F.lit(run_id))
                 .select(*CONTAMINATION_MATCHES.schema.fieldNames()))
@@ -176,7 +188,10 @@ def scan(docs: DataFrame, bloom, lengths: list[int]) -> DataFrame:
         filter_ = bloom.value
         for batch in batches:
             texts = [t or "" for t in batch.column("text").to_pylist()]
-            results = bloom_candidates_batch(texts, filter_, lengths)
+            # Slices of a few hundred documents: enough to amortise numpy's per-call cost, small enough
+            # that the concatenated hashes stay in cache (Arrow batches hold up to 10,000 rows).
+            results = [r for i in range(0, len(texts), _SCAN_SLICE)
+                       for r in bloom_candidates_batch(texts[i : i + _SCAN_SLICE], filter_, lengths)]
             rows = [{"doc_id": doc_id, "ngrams_checked": checked,
                      "candidates": [{"ngram_hash": h, "ngram": g} for h, g in found.items()]}
                     for doc_id, (checked, found) in zip(batch.column("doc_id").to_pylist(), results, strict=True)]

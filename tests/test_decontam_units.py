@@ -126,3 +126,12 @@ def test_batched_scan_equals_scanning_each_text_alone():
     texts = ["", "too short", "Prefix words. " + question, question.upper() + " tail " * 5, "unrelated " * 40]
     assert bloom_candidates_batch(texts, bloom, [8, 13]) == [bloom_candidates(t, bloom, [8, 13]) for t in texts]
     assert bloom_candidates_batch(texts, bloom, [13])[2][1]  # the planted question is a candidate
+
+
+def test_an_item_that_repeats_an_ngram_yields_it_once():
+    truthfulqa = REPO / "data" / "benchmarks" / "truthfulqa.jsonl.gz"
+    spec = BenchmarkSpec("truthfulqa", str(truthfulqa), ("Question", "Best Answer", "Correct Answers",
+                                                         "Incorrect Answers"))
+    rows = [(r.item_id, r.ngram_hash) for r in read_benchmark(spec, spec.path, 13, 8) if isinstance(r, BenchmarkNgram)]
+    assert len(rows) == len(set(rows))
+    assert sum(1 for item, _ in rows if item == "line 251") > 0

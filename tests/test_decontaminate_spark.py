@@ -38,15 +38,15 @@ def _variants() -> list[tuple[str, str, str]]:
     mmlu = _item("mmlu_dev.jsonl.gz", 42)
     copa = _item("copa.jsonl.gz", 13)
     human = _item("humaneval.jsonl.gz", 5)
-    tqa = _item("truthfulqa.jsonl.gz", 300)
+    tqa = _item("truthfulqa.jsonl.gz", 251)  # its answers repeat a 13-gram
     return [
         ("gsm8k", "line 7", gsm["question"]),
         ("arc_challenge", "line 100", arc["query"].upper() + " " + " ".join(arc["choices"]).upper()),
         ("mmlu_dev", "line 42", re.sub(r"[^\w\s]", "", mmlu["question"] + " " + " ".join(mmlu["choices"]))),
         ("copa", "line 13", (copa["query"] + " " + " ".join(copa["choices"])).replace(" ", "\n   ")),
         ("humaneval", human["task_id"], human["prompt"]),
-        ("truthfulqa", "line 300", tqa["Question"] + "!!! " + tqa["Best Answer"].lower() + " ... "
-         + tqa["Correct Answers"]),
+        ("truthfulqa", "line 251", tqa["Question"] + "!!! " + tqa["Best Answer"].lower() + " ... "
+         + tqa["Correct Answers"] + " " + tqa["Incorrect Answers"]),
     ]
 
 

@@ -92,7 +92,11 @@ def read_benchmark(spec: BenchmarkSpec, path: str, n: int, min_n: int) -> Iterat
             continue
         length = min(n, len(tokens))
         hashes = ngram_hashes(token_hashes(tokens), [length])[length].view("int64")
+        seen: set[int] = set()  # an item may repeat an n-gram (TruthfulQA answers do): one row each
         for start in starts:
+            if int(hashes[start]) in seen:
+                continue
+            seen.add(int(hashes[start]))
             yield BenchmarkNgram(spec.name, item_id, int(hashes[start]), " ".join(tokens[start : start + length]),
                                  length)
 
