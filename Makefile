@@ -31,6 +31,7 @@ deploy/jars/.resolved: deploy/pom.xml
 bench: setup
 	$(PY) bench/extraction_quality.py
 	$(PY) bench/ingest_throughput.py
+	$(PY) bench/decontamination.py
 
 lint: setup
 	$(VENV)/bin/ruff check .
