@@ -150,13 +150,13 @@ class DecontaminateStage:
 
     @staticmethod
     def _detail(matches: DataFrame, cfg: DecontaminateConfig, set_hash: str, run_id: str) -> DataFrame:
-        # Rank each item's n-grams first, so the cap keeps one row for every matched item before a second
-        # row for any (a passage shared by many items would otherwise crowd the others out).
+        # Every matched item keeps one row, however many there are (an MMLU passage is shared by 900 items);
+        # the cap bounds only the further n-gram rows, so the table always says *which* items a doc holds.
         within_item = Window.partitionBy("doc_id", "benchmark", "item_id").orderBy("ngram_hash")
         order = Window.partitionBy("doc_id").orderBy("item_rank", "benchmark", "item_id", "ngram_hash")
         return (matches.withColumn("item_rank", F.row_number().over(within_item))
                 .withColumn("rank", F.row_number().over(order))
-                .where(F.col("rank") <= cfg.max_matches_per_doc)
+                .where((F.col("item_rank") == 1) | (F.col("rank") <= cfg.max_matches_per_doc))
                 .withColumn("benchmark_set_hash", F.lit(set_hash)).withColumn("run_id", F.lit(run_id))
                 .select(*CONTAMINATION_MATCHES.schema.fieldNames()))
 

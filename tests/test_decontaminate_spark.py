@@ -134,7 +134,8 @@ def test_rerun_scans_only_new_documents(lake, spark):
 
 def test_cleaning_cuts_planted_items_and_changing_it_rescans(lake, spark):
     config, lake_, _, planted, root = lake
-    cleaning = config.model_copy(update={"decontaminate": config.decontaminate.model_copy(update={"clean": True})})
+    cleaning = config.model_copy(update={"decontaminate": config.decontaminate.model_copy(
+        update={"clean": True, "max_matches_per_doc": 1})})
     record = run_stage(DecontaminateStage(), spark, cleaning)
     assert record.counters["docs_scanned"] == lake_.read("documents").count()  # settings changed: full rescan
     rows = {r.doc_id: r for r in lake_.read("contamination").collect()}
@@ -145,6 +146,11 @@ def test_cleaning_cuts_planted_items_and_changing_it_rescans(lake, spark):
     if rows[gsm_doc].cleaning == "cleaned":
         assert question[:40] not in rows[gsm_doc].cleaned_text and question[:40] in docs[gsm_doc]
     assert {r.cleaning for r in rows.values() if not r.contaminated} == {"kept"}
+    # With the cap at 1, each document keeps exactly one row per matched item, and every planted item is listed.
+    detail = lake_.read(CONTAMINATION_MATCHES.name).collect()
+    for doc_id, benchmark, item_id in planted:
+        mine = [(r.benchmark, r.item_id) for r in detail if r.doc_id == doc_id]
+        assert (benchmark, item_id) in mine and len(mine) == len(set(mine)) == rows[doc_id].matched_items
 
 
 def test_malformed_benchmark_rows_are_reported_and_a_changed_set_replaces_old_matches(lake, spark, capsys):
