@@ -55,8 +55,8 @@ class StageContext:
     show_progress: bool = False
 
     def count(self, name: str, n: int = 1) -> None:
-        if n:
-            self.run.counters[name] += int(n)
+        # Zeros are recorded too: "0 contaminated documents" is an audited fact, not a missing counter.
+        self.run.counters[name] += int(n)
 
     def commit(self, table: str, df: DataFrame, update_matched: bool = False, suite_settings: dict | None = None,
                delete_unmatched_where: str | None = None) -> dict[str, int]:
