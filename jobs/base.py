@@ -21,6 +21,10 @@ from .validate import ValidationFailed, validate
 log = logging.getLogger("refinery")
 
 
+class InputError(ValueError):
+    """An input (WARC glob, benchmark file) matched nothing usable; the message names it and the fix."""
+
+
 class StageFailed(RuntimeError):
     """The stage ran but its outcome is not acceptable (e.g. too many failed inputs)."""
 

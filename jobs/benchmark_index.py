@@ -18,8 +18,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import BinaryType, IntegerType, LongType, StringType, StructField, StructType
 
+from refinery.jobs.base import InputError
 from refinery.jobs.config import BenchmarkEntry, DecontaminateConfig
-from refinery.jobs.ingest import InputError
 from refinery.udfs.benchmarks import BenchmarkNgram, BenchmarkSpec, RowProblem, read_benchmark
 from refinery.udfs.bloom import BloomFilter
 

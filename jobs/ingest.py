@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import LongType, StringType, StructField, StructType
 
-from refinery.jobs.base import StageContext, StageFailed
+from refinery.jobs.base import InputError, StageContext, StageFailed
 from refinery.jobs.progress import spark_progress
 from refinery.schemas.tables import COUNTERS, DOCUMENTS, INGEST_FILES
 from refinery.udfs.warc import FileOutcome, IngestSettings, read_warc_documents
@@ -32,10 +32,6 @@ TASK_OUTPUT = StructType([
     StructField("file_bytes", LongType()),
 ])
 _BATCH_ROWS = 64
-
-
-class InputError(ValueError):
-    """The input glob matched nothing usable; the message names it and the fix."""
 
 
 def list_warc_files(spark: SparkSession, pattern: str) -> list[tuple[str, int]]:

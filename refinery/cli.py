@@ -33,9 +33,8 @@ def _fail(message: str, code: int = 2) -> None:
 
 def _guard(fn):
     """Known failures print one clear message instead of a traceback."""
-    from refinery.jobs.base import StageFailed
+    from refinery.jobs.base import InputError, StageFailed
     from refinery.jobs.config import ConfigError
-    from refinery.jobs.ingest import InputError
     from refinery.jobs.session import SetupError
     from refinery.jobs.validate import ValidationFailed
 

@@ -7,8 +7,8 @@ import shutil
 import pytest
 from fastwarc.warc import ArchiveIterator
 
-from refinery.jobs.base import RunRecord, StageContext, run_stage
-from refinery.jobs.ingest import IngestStage, InputError
+from refinery.jobs.base import InputError, RunRecord, StageContext, run_stage
+from refinery.jobs.ingest import IngestStage
 from refinery.jobs.storage import Lakehouse
 from refinery.jobs.validate import ValidationFailed
 from refinery.schemas.tables import DOCUMENTS
