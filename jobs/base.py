@@ -66,6 +66,11 @@ class StageContext:
                delete_unmatched_where: str | None = None) -> dict[str, int]:
         """Validate df with the table's suite, then MERGE it on the key; returns Delta's merge metrics."""
         self.validate(table, df, suite_settings)
+        return self.merge(table, df, update_matched, delete_unmatched_where)
+
+    def merge(self, table: str, df: DataFrame, update_matched: bool = False,
+              delete_unmatched_where: str | None = None) -> dict[str, int]:
+        """MERGE an already validated DataFrame and record the table's new version in the ledger."""
         metrics = self.lake.merge(table, df, update_matched=update_matched,
                                   delete_unmatched_where=delete_unmatched_where)
         self.run.output_versions[table] = self.lake.version(table)

@@ -110,11 +110,9 @@ class DecontaminateStage:
             ctx.validate(CONTAMINATION_MATCHES.name, detail, {"benchmarks": benchmarks})
             ctx.validate(CONTAMINATION.name, contamination)
             # One MERGE both writes the new matches and deletes those found against an older benchmark set.
-            ctx.lake.merge(CONTAMINATION_MATCHES.name, detail, update_matched=True,
-                           delete_unmatched_where=f"t.benchmark_set_hash <> '{set_hash}'")
-            written = ctx.lake.merge(CONTAMINATION.name, contamination, update_matched=True)
-            for table in self.outputs:
-                ctx.run.output_versions[table] = ctx.lake.version(table)
+            ctx.merge(CONTAMINATION_MATCHES.name, detail, update_matched=True,
+                      delete_unmatched_where=f"t.benchmark_set_hash <> '{set_hash}'")
+            written = ctx.merge(CONTAMINATION.name, contamination, update_matched=True)
             ctx.run.rows_out = written.get("num_inserted_rows", 0) + written.get("num_updated_rows", 0)
         finally:
             for frame in (verified, detail, contamination):
