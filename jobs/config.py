@@ -78,6 +78,50 @@ class DecontaminateConfig(_Section):
     cache_index: bool = True
 
 
+class ClassifierConfig(_Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9_]+$")  # becomes scores['<name>'] and counter names
+    kind: Literal["fasttext", "hf"] = "fasttext"
+    path: str  # fastText .bin/.ftz file, or a Hugging Face sequence-classification model directory
+    label: str | None = None  # fastText: the positive label (default __label__hq); hf: label name (default: last)
+    min_score: float | None = None  # drop documents scoring below this (reason classifier_<name>); null = keep all
+    max_chars: int = Field(10_000, gt=0)  # the classifier reads this many leading characters
+    batch_size: int = Field(16, gt=0)  # hf only
+    max_length: int = Field(512, gt=0)  # hf only: tokens per document
+    device: str = "cpu"  # hf only: cpu, cuda, cuda:0 ...
+
+
+class BucketConfig(_Section):
+    enabled: bool = True  # only meaningful when a classifier is configured
+    buckets: int = Field(20, ge=2, le=1000)  # Nemotron-CC: 20 buckets by score percentile
+
+
+class QualityConfig(_Section):
+    filters_file: str | None = None  # laid over the packaged conf/filters.yaml (any subset of it)
+    pii: bool = False  # anonymise emails and public IPs into transformed_text (FineWeb's PII formatter)
+    c4_line_filter: bool = False  # write C4's line-filtered text into transformed_text
+    classifiers: list[ClassifierConfig] = Field(default_factory=list)
+    primary: str | None = None  # classifier whose score is quality_score (default: the first)
+    bucket: BucketConfig = Field(default_factory=BucketConfig)
+
+    @field_validator("classifiers")
+    @classmethod
+    def _unique_names(cls, value: list[ClassifierConfig]) -> list[ClassifierConfig]:
+        names = [c.name for c in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"classifier names must be unique, got {names}")
+        return value
+
+    def primary_classifier(self) -> ClassifierConfig | None:
+        if not self.classifiers:
+            return None
+        name = self.primary or self.classifiers[0].name
+        for classifier in self.classifiers:
+            if classifier.name == name:
+                return classifier
+        raise ConfigError(f"config key quality.primary: no classifier named {name!r} "
+                          f"(configured: {', '.join(c.name for c in self.classifiers)})")
+
+
 class BenchmarkEntry(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
     path: str
@@ -91,6 +135,7 @@ class PipelineConfig(_Section):
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     decontaminate: DecontaminateConfig = Field(default_factory=DecontaminateConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
 
 
 def load_benchmarks(path: str | Path | None = None) -> list[BenchmarkEntry]:

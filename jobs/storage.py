@@ -79,3 +79,24 @@ class Lakehouse:
             rows.write.format("delta").mode("append").saveAsTable(self.qualified(name))
         else:
             rows.write.format("delta").mode("append").save(self.path(name))
+
+    def register_views(self) -> list[str]:
+        """Tables and views under their plain names for this session's SQL; returns the view names defined.
+
+        In a metastore the views are also created there (CREATE OR REPLACE VIEW), so BI tools see them."""
+        from refinery.schemas.views import VIEWS
+
+        for name in TABLES:
+            if self.exists(name):
+                self.read(name).createOrReplaceTempView(name)
+        defined = []
+        for view in VIEWS.values():
+            if not all(self.exists(t) for t in view.tables):
+                continue
+            query = view.sql.format(**{t: self.qualified(t) for t in view.tables})
+            if self.cfg.metastore:
+                comment = view.description.replace("'", "''")
+                self.spark.sql(f"CREATE OR REPLACE VIEW {self.qualified(view.name)} COMMENT '{comment}' AS {query}")
+            self.spark.sql(query).createOrReplaceTempView(view.name)
+            defined.append(view.name)
+        return defined

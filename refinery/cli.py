@@ -105,23 +105,19 @@ def status(
 
 @app.command()
 def sql(
-    query: Annotated[str, typer.Argument(help="Spark SQL; every table is registered under its name")],
+    query: Annotated[str, typer.Argument(help="Spark SQL; every table and view is registered under its name")],
     limit: Annotated[int, typer.Option("--limit", help="rows to print")] = 50,
     config: ConfigOpt = None, env_file: EnvFileOpt = None, overrides: SetOpt = None,
 ) -> None:
-    """Run Spark SQL over the tables (documents, runs, ...) and print the result."""
+    """Run Spark SQL over the tables (documents, runs, ...) and views (documents_quality) and print the result."""
     from pyspark.errors import AnalysisException, ParseException
 
     from refinery.jobs.session import get_spark
     from refinery.jobs.storage import Lakehouse
-    from refinery.schemas.tables import TABLES
 
     cfg = _guard(lambda: _config(config, env_file, overrides))
     spark = _guard(lambda: get_spark(cfg.spark))
-    lake = Lakehouse(spark, cfg.storage)
-    for name in TABLES:
-        if lake.exists(name):
-            lake.read(name).createOrReplaceTempView(name)
+    _guard(Lakehouse(spark, cfg.storage).register_views)
     try:
         result = spark.sql(query)
         rows = result.limit(limit).collect()
@@ -134,6 +130,35 @@ def sql(
         table.add_row(*["NULL" if v is None else str(v) for v in row])
     out.print(table)
     out.print(f"{len(rows)} row(s) shown (limit {limit})", style="dim")
+
+
+@app.command("train-quality")
+def train_quality(
+    positive: Annotated[list[str], typer.Option("--positive", help="high-quality texts: .jsonl(.gz), .parquet, Delta")],
+    negative: Annotated[list[str], typer.Option("--negative", help="low-quality texts, same formats")],
+    output: Annotated[str, typer.Option("--output", "-o", help="where to save the fastText model (.bin)")],
+    text_field: Annotated[str, typer.Option("--text-field", help="field/column holding the text")] = "text",
+    epoch: Annotated[int, typer.Option(help="training epochs")] = 5,
+    lr: Annotated[float, typer.Option(help="learning rate")] = 0.1,
+    word_ngrams: Annotated[int, typer.Option("--word-ngrams", help="word n-gram length (DCLM: 2)")] = 2,
+    dim: Annotated[int, typer.Option(help="vector size")] = 64,
+    bucket: Annotated[int, typer.Option(help="hash buckets for n-grams (model size grows with it)")] = 200_000,
+    valid_fraction: Annotated[float, typer.Option("--valid-fraction", help="held-out share")] = 0.1,
+    seed: Annotated[int, typer.Option(help="split and shuffle seed")] = 0,
+) -> None:
+    """Train a fastText quality classifier (DCLM-style) and print held-out precision, recall and AUC."""
+    from refinery.jobs.train_quality import train
+    from refinery.udfs.quality_train import TrainSettings
+
+    settings = TrainSettings(epoch=epoch, lr=lr, word_ngrams=word_ngrams, dim=dim, bucket=bucket,
+                             valid_fraction=valid_fraction, seed=seed)
+    report = _guard(lambda: train(positive, negative, output, text_field, settings))
+    out.print(f"trained on {report.train_positive} positive / {report.train_negative} negative texts; "
+              f"held out {report.valid_positive} / {report.valid_negative}")
+    out.print(f"held-out precision {report.precision:.3f}  recall {report.recall:.3f}  F1 {report.f1:.3f}  "
+              f"accuracy {report.accuracy:.3f}  AUC {report.auc:.3f}")
+    out.print(f"model: {report.model_path} (label __label__hq); use it with "
+              f"--set 'quality.classifiers=[{{name: mine, path: {report.model_path}}}]'", highlight=False)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .tables import CONTAMINATION, CONTAMINATION_MATCHES, DOCUMENTS, INGEST_FILES, RUNS, TableSpec
+from .tables import CONTAMINATION, CONTAMINATION_MATCHES, DOCUMENTS, INGEST_FILES, QUALITY, RUNS, TableSpec
 
 HEX128 = r"^[0-9a-f]{32}$"
 
@@ -65,9 +65,26 @@ def contamination_matches_suite(gx, settings: dict) -> list:
     ]
 
 
+def quality_suite(gx, settings: dict) -> list:
+    e = gx.expectations
+    checks = [
+        *_shape(e, QUALITY),
+        e.ExpectColumnValuesToNotBeNull(column="keep"),
+        e.ExpectColumnValuesToMatchRegex(column="settings_hash", regex=r"^[0-9a-f]{32}$"),
+        e.ExpectColumnValuesToBeBetween(column="pii_emails", min_value=0),
+        e.ExpectColumnValuesToBeBetween(column="pii_ips", min_value=0),
+    ]
+    if settings.get("buckets"):
+        checks.append(e.ExpectColumnValuesToBeBetween(column="quality_bucket", min_value=0,
+                                                      max_value=settings["buckets"] - 1))
+    if settings.get("probability_scores"):  # every classifier is a probability (no regression head)
+        checks.append(e.ExpectColumnValuesToBeBetween(column="quality_score", min_value=0.0, max_value=1.0))
+    return checks
+
+
 def _shape(e, spec: TableSpec) -> list:
     # Every table: exactly its declared columns, and a non-null unique key.
-    checks = [e.ExpectTableColumnsToMatchSet(column_set=spec.schema.fieldNames(), exact_match=True)]
+    checks = [e.ExpectTableColumnsToMatchSet(column_set=_column_names(spec.schema), exact_match=True)]
     checks += [e.ExpectColumnValuesToNotBeNull(column=column) for column in spec.key]
     if len(spec.key) == 1:
         checks.append(e.ExpectColumnValuesToBeUnique(column=spec.key[0]))
@@ -76,10 +93,21 @@ def _shape(e, spec: TableSpec) -> list:
     return checks
 
 
+def _column_names(schema, prefix: str = "") -> list[str]:
+    # GX's Spark datasource lists a struct's fields as columns too ("c4", "c4.sentences", ...).
+    names = []
+    for field in schema.fields:
+        names.append(prefix + field.name)
+        if field.dataType.typeName() == "struct":
+            names += _column_names(field.dataType, f"{prefix}{field.name}.")
+    return names
+
+
 SUITES: dict[str, Callable] = {
     DOCUMENTS.name: documents_suite,
     INGEST_FILES.name: ingest_files_suite,
     RUNS.name: runs_suite,
     CONTAMINATION.name: contamination_suite,
     CONTAMINATION_MATCHES.name: contamination_matches_suite,
+    QUALITY.name: quality_suite,
 }

@@ -17,6 +17,8 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
+from refinery.udfs.quality_rules import COUNT_SIGNALS, SIGNAL_GROUPS, signal_field
+
 
 @dataclass(frozen=True)
 class TableSpec:
@@ -135,6 +137,36 @@ CONTAMINATION_MATCHES = TableSpec(
     ]),
 )
 
+
+
+def _signal_struct(filter_name: str) -> StructType:
+    return StructType([
+        StructField(signal_field(s), LongType() if s in COUNT_SIGNALS else DoubleType(), False)
+        for s in SIGNAL_GROUPS[filter_name]
+    ])
+
+
+QUALITY = TableSpec(
+    name="quality",
+    key=("doc_id",),
+    description="Per document: every Gopher/C4/FineWeb signal, classifier scores, keep and the drop reasons.",
+    schema=StructType([
+        _f("doc_id", StringType(), False),
+        _f("keep", BooleanType(), False, "no enabled rule failed (thresholds: conf/filters.yaml, classifier min_score)"),
+        _f("drop_reasons", ArrayType(StringType(), False), False, "every failing rule, e.g. gopher_short_doc"),
+        *[_f(name, _signal_struct(name), comment=f"{name} signals; null when they could not be computed")
+          for name in SIGNAL_GROUPS],
+        _f("scores", MapType(StringType(), DoubleType()), comment="classifier name -> score (P(label) or regression)"),
+        _f("quality_score", DoubleType(), comment="score of the primary classifier"),
+        _f("quality_bucket", IntegerType(), comment="0..buckets-1 by quality_score percentile over the corpus"),
+        _f("pii_emails", IntegerType(), comment="emails anonymised (null: PII anonymisation off)"),
+        _f("pii_ips", IntegerType(), comment="public IPv4 addresses anonymised (null: off)"),
+        _f("transformed_text", StringType(), comment="text after PII anonymisation / C4 line filter; null = unchanged"),
+        _f("settings_hash", StringType(), False, "thresholds, transformations and model contents the row used"),
+        _f("run_id", StringType(), False),
+    ]),
+)
+
 TABLES: dict[str, TableSpec] = {
-    spec.name: spec for spec in (RUNS, INGEST_FILES, DOCUMENTS, CONTAMINATION, CONTAMINATION_MATCHES)
+    spec.name: spec for spec in (RUNS, INGEST_FILES, DOCUMENTS, CONTAMINATION, CONTAMINATION_MATCHES, QUALITY)
 }

@@ -63,6 +63,18 @@ DATATROVE_REASONS: dict[str, str] = {
     "fineweb_list_ratio": "list_ratio",
 }
 
+# The signals each filter computes, in table column order (quality.<filter>.<signal without its prefix>).
+SIGNAL_GROUPS: dict[str, list[str]] = {f: list(dict.fromkeys(rules.values())) for f, rules in RULE_SIGNALS.items()}
+SIGNAL_GROUPS["c4"].append("c4_kept_lines")
+COUNT_SIGNALS = frozenset({"gopher_text_chars", "gopher_words", "gopher_stop_words", "c4_sentences", "c4_kept_lines",
+                           "c4_lorem_ipsum_lines", "c4_curly_bracket_lines", "fineweb_lines"})
+
+
+def signal_field(signal: str) -> str:
+    """Column name of a signal inside its filter's struct: the signal without its filter prefix."""
+    return signal.split("_", 1)[1]
+
+
 _C4_LINE_KEYS = {"remove_citations": bool, "filter_no_terminal_punct": bool, "min_words_per_line": int,
                  "max_word_length": int, "filter_javascript": bool, "filter_policy": bool}
 
