@@ -78,6 +78,19 @@ class DecontaminateConfig(_Section):
     cache_index: bool = True
 
 
+class DedupConfig(_Section):
+    bands: int = Field(14, ge=1)                # LSH bands x rows = MinHash permutations (FineWeb: 14 x 8)
+    rows: int = Field(8, ge=1)
+    ngram: int = Field(5, ge=1)                 # word n-gram shingles of simplified text
+    seed: int = Field(1, ge=0)                  # permutation seed; changing it invalidates minhash_bands
+    verify: bool = True                         # exact Jaccard check of every candidate edge
+    jaccard_threshold: float = Field(0.8, gt=0, le=1)
+    max_bucket_size: int = Field(10_000, ge=2)  # larger LSH buckets are salted into sub-buckets of about this size
+    max_iterations: int = Field(50, ge=1)       # connected-components rounds before the run fails
+    quality_table: str = "quality"
+    keeper_score_column: str = "quality_score"  # higher is better; used when the quality table has it
+
+
 class BenchmarkEntry(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
     path: str
@@ -91,6 +104,7 @@ class PipelineConfig(_Section):
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     decontaminate: DecontaminateConfig = Field(default_factory=DecontaminateConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
 
 
 def load_benchmarks(path: str | Path | None = None) -> list[BenchmarkEntry]:

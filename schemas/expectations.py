@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .tables import CONTAMINATION, CONTAMINATION_MATCHES, DOCUMENTS, INGEST_FILES, RUNS, TableSpec
+from .tables import (
+    CONTAMINATION,
+    CONTAMINATION_MATCHES,
+    DOCUMENTS,
+    DUPLICATES,
+    INGEST_FILES,
+    MINHASH_BANDS,
+    RUNS,
+    TableSpec,
+)
 
 HEX128 = r"^[0-9a-f]{32}$"
 
@@ -65,6 +74,30 @@ def contamination_matches_suite(gx, settings: dict) -> list:
     ]
 
 
+def duplicates_suite(gx, settings: dict) -> list:
+    e = gx.expectations
+    return [
+        *_shape(e, DUPLICATES),
+        e.ExpectColumnValuesToMatchRegex(column="exact_cluster", regex=HEX128),
+        e.ExpectColumnValuesToBeBetween(column="exact_cluster_size", min_value=1),
+        e.ExpectColumnValuesToBeBetween(column="cluster_size", min_value=1),
+        e.ExpectColumnValuesToNotBeNull(column="cluster_id"),
+        e.ExpectColumnValuesToNotBeNull(column="keeper_doc_id"),
+        # The flag and the reason agree: kept rows are unique or kept, dropped rows name the kind of duplicate.
+        e.ExpectColumnPairValuesToBeInSet(column_A="is_kept", column_B="reason", value_pairs_set=[
+            (True, "unique"), (True, "kept"), (False, "exact_duplicate"), (False, "near_duplicate")]),
+    ]
+
+
+def minhash_bands_suite(gx, settings: dict) -> list:
+    e = gx.expectations
+    return [
+        *_shape(e, MINHASH_BANDS),
+        e.ExpectColumnValuesToBeBetween(column="band", min_value=-1, max_value=settings.get("bands", 1 << 30) - 1),
+        e.ExpectColumnValuesToNotBeNull(column="band_hash"),
+    ]
+
+
 def _shape(e, spec: TableSpec) -> list:
     # Every table: exactly its declared columns, and a non-null unique key.
     checks = [e.ExpectTableColumnsToMatchSet(column_set=spec.schema.fieldNames(), exact_match=True)]
@@ -82,4 +115,6 @@ SUITES: dict[str, Callable] = {
     RUNS.name: runs_suite,
     CONTAMINATION.name: contamination_suite,
     CONTAMINATION_MATCHES.name: contamination_matches_suite,
+    DUPLICATES.name: duplicates_suite,
+    MINHASH_BANDS.name: minhash_bands_suite,
 }

@@ -135,6 +135,36 @@ CONTAMINATION_MATCHES = TableSpec(
     ]),
 )
 
+DUPLICATES = TableSpec(
+    name="duplicates",
+    key=("doc_id",),
+    description="Per document: exact and near-duplicate (MinHash LSH) cluster, its size and whether it is kept.",
+    schema=StructType([
+        _f("doc_id", StringType(), False),
+        _f("exact_cluster", StringType(), False, "text_hash: documents with equal normalised text share it"),
+        _f("exact_cluster_size", LongType(), False),
+        _f("cluster_id", StringType(), False, "smallest doc_id of the near-duplicate cluster (exact ones included)"),
+        _f("cluster_size", LongType(), False, "1 = no duplicate"),
+        _f("is_kept", BooleanType(), False, "exactly one document per cluster is kept"),
+        _f("keeper_doc_id", StringType(), False, "the kept document of the cluster"),
+        _f("reason", StringType(), False, "unique | kept | exact_duplicate | near_duplicate"),
+        _f("keeper_score", DoubleType(), comment="quality score the keeper was chosen by, when there is one"),
+        _f("run_id", StringType(), False, "dedup run that last (re)assigned the row's cluster"),
+    ]),
+)
+
+MINHASH_BANDS = TableSpec(
+    name="minhash_bands",
+    key=("doc_id", "band"),
+    description="LSH index: one row per document and band; band -1 holds the exact text hash.",
+    schema=StructType([
+        _f("doc_id", StringType(), False),
+        _f("band", IntegerType(), False, "0..bands-1, or -1 for the exact text hash"),
+        _f("band_hash", LongType(), False, "64-bit hash of the band's MinHash values (or of text_hash)"),
+    ]),
+)
+
 TABLES: dict[str, TableSpec] = {
-    spec.name: spec for spec in (RUNS, INGEST_FILES, DOCUMENTS, CONTAMINATION, CONTAMINATION_MATCHES)
+    spec.name: spec
+    for spec in (RUNS, INGEST_FILES, DOCUMENTS, CONTAMINATION, CONTAMINATION_MATCHES, DUPLICATES, MINHASH_BANDS)
 }

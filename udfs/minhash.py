@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import xxhash
 
-from .minhash_tokens import CURRENCY_PREFIX, QUOTE, SPACY_SPLITS, UNIT_SUFFIX
+from .minhash_tokens import CURRENCY_PREFIX, ICON_CLASS, QUOTE, SPACY_SPLITS, UNIT_SUFFIX
 
 # datatrove.utils.text.PUNCTUATION: these characters and the C0/C1 controls except \t \n (and \r) become spaces.
 _PUNCTUATION = '!/—”:％１〈&(、━\\【#%「」，】；+^]~“《„\';’{|∶´[=-`*．（–？！：$～«〉,><》)?）。…@_."}►»' + "".join(
@@ -30,6 +30,7 @@ _SPLIT_WORDS = {word: tuple(parts.split()) for word, parts in SPACY_SPLITS.items
 _UNIT = re.compile(r"([0-9])(" + UNIT_SUFFIX + r")(?!\S)")
 _PREFIX = re.compile(r"(?<!\S)(" + CURRENCY_PREFIX + "|" + QUOTE + r")(?=\S)")
 _QUOTE_SUFFIX = re.compile(r"(?<=\S)(" + QUOTE + r")(?!\S)")
+_ICON = re.compile("([" + ICON_CLASS + "])")
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 _MIX1, _MIX2 = np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)
@@ -49,7 +50,7 @@ def simplify_text(text: str) -> str:
 
 def word_tokens(simplified: str) -> list[str]:
     """Words as spaCy's blank English tokenizer splits simplified text: whitespace, its contraction exceptions
-    ("cannot" -> "can not"), unit suffixes after a digit ("0km" -> "0 km"), currency and quote prefixes ("£0")."""
+    ("cannot" -> "can not"), unit suffixes after a digit ("0km" -> "0 km"), currency and quote prefixes ("£0"), symbols ("n°0")."""
     words = simplified.split()
     # The rules rarely apply: cheap guards first, the word-by-word rewrite only when one may.
     if not _SPLIT_WORDS.keys().isdisjoint(words):
@@ -60,7 +61,7 @@ def word_tokens(simplified: str) -> list[str]:
         return words
     text = _UNIT.sub(r"\1 \2", simplified)
     if not ascii_text:
-        text = _PREFIX.sub(r"\1 ", _QUOTE_SUFFIX.sub(r" \1", text))
+        text = _PREFIX.sub(r"\1 ", _QUOTE_SUFFIX.sub(r" \1", _ICON.sub(r" \1 ", text)))
     return text.split()
 
 
