@@ -21,6 +21,7 @@ from refinery.jobs.dedup_edges import candidate_edges, signature_bands, verify_e
 from refinery.schemas.tables import DOCUMENTS, DUPLICATES, MINHASH_BANDS
 
 _BUCKET = ["band", "band_hash"]
+_REASONS = ("unique", "kept", "exact_duplicate", "near_duplicate")
 
 
 class DedupStage:
@@ -35,18 +36,21 @@ class DedupStage:
             done.select("doc_id"), "doc_id", "left_anti")
         # Checkpointed, not cached: the plan reads `duplicates`, which this stage writes (see decontaminate).
         new_bands = signature_bands(new_docs, cfg).localCheckpoint(eager=True)
-        new_ids = new_bands.select("doc_id").distinct().localCheckpoint(eager=True)
-        ctx.run.rows_in = new_ids.count()
-        ctx.count("docs_new", ctx.run.rows_in)
-        ctx.count("docs_without_shingles", ctx.run.rows_in - new_bands.where("band >= 0").select("doc_id")
-                  .distinct().count())
+        seen = new_bands.agg(F.count_distinct("doc_id").alias("docs"),
+                             F.count_distinct(F.when(F.col("band") >= 0, F.col("doc_id"))).alias("shingled")).first()
+        ctx.run.rows_in = seen["docs"]
+        ctx.count("docs_new", seen["docs"])
+        ctx.count("docs_without_shingles", seen["docs"] - seen["shingled"])
         if not ctx.run.rows_in:
             return
-        region, members = self._region(ctx, done, new_ids, new_bands)
+        region, members = self._region(ctx, done, new_bands)
         edges = candidate_edges(members, cfg, ctx.count)
-        # Closure: edges leave the region only through unchanged buckets, whose edges old clusters already hold.
-        edges = (edges.join(region.withColumnRenamed("doc_id", "src"), "src", "left_semi")
-                 .join(region.withColumnRenamed("doc_id", "dst"), "dst", "left_semi"))
+        if region is not None:
+            # Closure: edges leave the region only through unchanged buckets, whose edges old clusters hold.
+            edges = (edges.join(region.withColumnRenamed("doc_id", "src"), "src", "left_semi")
+                     .join(region.withColumnRenamed("doc_id", "dst"), "dst", "left_semi"))
+        else:
+            region = new_bands.where("band = -1").select("doc_id")  # one row per new document
         edges = edges.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             if cfg.verify:
@@ -66,12 +70,13 @@ class DedupStage:
             edges.unpersist()
 
     @staticmethod
-    def _region(ctx: StageContext, done: DataFrame, new_ids: DataFrame,
-                new_bands: DataFrame) -> tuple[DataFrame, DataFrame]:
-        """(documents whose rows this run recomputes, every band row of the buckets they are in)."""
+    def _region(ctx: StageContext, done: DataFrame, new_bands: DataFrame) -> tuple[DataFrame | None, DataFrame]:
+        """(documents whose rows this run recomputes, or None for just the new ones; every band row of the
+        buckets they are in)."""
         if done.isEmpty():  # first run: nothing old to re-examine
             ctx.count("docs_reassessed", 0)
-            return new_ids, new_bands
+            return None, new_bands
+        new_ids = new_bands.where("band = -1").select("doc_id")
         # Rows a killed run left for these documents are replaced by this run's (identical) ones.
         old_bands = ctx.lake.read(MINHASH_BANDS.name).join(new_ids, "doc_id", "left_anti")
         touched = old_bands.join(new_bands.select(*_BUCKET).distinct(), _BUCKET, "left_semi").select("doc_id")
@@ -109,13 +114,12 @@ class DedupStage:
     @staticmethod
     def _count(ctx: StageContext, rows: DataFrame) -> None:
         # Counted over the rows written: this run's documents and the old ones whose clusters were recomputed.
-        for row in rows.groupBy("reason").count().collect():
-            kind = "dropped" if row["reason"].endswith("duplicate") else "kept"
-            ctx.count(f"{kind}_{row['reason']}", row["count"])
-        multi = rows.where("cluster_size > 1 AND is_kept")
-        ctx.count("clusters", multi.count())
-        ctx.count("largest_cluster", (rows.agg(F.max("cluster_size")).first()[0]) or 0)
-
+        stats = rows.agg(*[F.sum((F.col("reason") == r).cast("long")).alias(r) for r in _REASONS],
+                         F.max("cluster_size").alias("largest")).first()
+        for reason in _REASONS:
+            ctx.count(f"{'dropped' if reason.endswith('duplicate') else 'kept'}_{reason}", stats[reason] or 0)
+        ctx.count("clusters", stats["kept"] or 0)  # one keeper per cluster of two or more
+        ctx.count("largest_cluster", stats["largest"] or 0)
 
 def _reason() -> Column:
     return (F.when(F.col("cluster_size") == 1, "unique").when(F.col("rank") == 1, "kept")

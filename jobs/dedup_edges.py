@@ -66,11 +66,12 @@ def candidate_edges(members: DataFrame, cfg: DedupConfig, count: Count) -> DataF
     bucket stays one connected piece. Aggregations are map-side combined, so counting a giant bucket is cheap."""
     sizes = (members.groupBy(*_BUCKET).agg(F.count("*").alias("n"), F.min("doc_id").alias("center"))
              .where("n > 1").localCheckpoint(eager=True))
-    giant = sizes.where(F.col("n") > cfg.max_bucket_size).withColumn(
-        "salts", F.ceil(F.col("n") / cfg.max_bucket_size).cast("long")).localCheckpoint(eager=True)
-    stats = giant.agg(F.count("*").alias("buckets"), F.sum("n").alias("docs")).first()
-    count("shared_buckets", sizes.count())
-    count("giant_buckets", stats["buckets"])
+    is_giant = F.col("n") > cfg.max_bucket_size
+    giant = sizes.where(is_giant).withColumn("salts", F.ceil(F.col("n") / cfg.max_bucket_size).cast("long"))
+    stats = sizes.agg(F.count("*").alias("shared"), F.sum(is_giant.cast("long")).alias("buckets"),
+                      F.sum(F.when(is_giant, F.col("n"))).alias("docs")).first()
+    count("shared_buckets", stats["shared"])
+    count("giant_buckets", stats["buckets"] or 0)
     count("giant_bucket_members", stats["docs"] or 0)
     normal = sizes.join(F.broadcast(giant.select(*_BUCKET)), _BUCKET, "left_anti")
     # Giant buckets' members are split off by a broadcast join first, so no shuffle partition receives one.

@@ -50,7 +50,8 @@ def simplify_text(text: str) -> str:
 
 def word_tokens(simplified: str) -> list[str]:
     """Words as spaCy's blank English tokenizer splits simplified text: whitespace, its contraction exceptions
-    ("cannot" -> "can not"), unit suffixes after a digit ("0km" -> "0 km"), currency and quote prefixes ("£0"), symbols ("n°0")."""
+    ("cannot" -> "can not"), unit suffixes after a digit ("0km" -> "0 km"), currency and quote prefixes ("£0"),
+    and symbols ("n°0")."""
     words = simplified.split()
     # The rules rarely apply: cheap guards first, the word-by-word rewrite only when one may.
     if not _SPLIT_WORDS.keys().isdisjoint(words):

@@ -34,9 +34,15 @@ SPACY_SPLITS: dict[str, str] = dict(
     (entry.split("=")[0], entry.split("=")[1].replace("_", " ")) for entry in _SPLITS.split()
 )
 # split off after a digit ("0km" -> "0 km"); longest first so "kmh" wins over "km"
-UNIT_SUFFIX = 'اكواب|mbar|мбар|тбكم|جرام|غرام|cm²|cm³|dm²|dm³|kmh|km²|km³|mm²|mm³|mph|дм²|дм³|км²|км³|мм²|мм³|см²|см³|سم²|سم³|كم²|كم³|كوب|ملغ|مم²|مم³|cm|dm|ft|gb|ha|in|kb|kg|km|lb|mb|mg|mm|m²|m³|nm|oz|tb|yd|µg|µm|гб|дм|кб|кг|км|м²|м³|мб|мг|мм|нм|см|جم|سم|كغ|كم|م²|م³|مم|g|m|t|г|м|م'
+UNIT_SUFFIX = (
+    "اكواب|mbar|мбар|тбكم|جرام|غرام|cm²|cm³|dm²|dm³|kmh|km²|km³|mm²|mm³|mph|дм²|дм³|км²|км³|мм²|"
+    "мм³|см²|см³|سم²|سم³|كم²|كم³|كوب|ملغ|مم²|مم³|cm|dm|ft|gb|ha|in|kb|kg|km|lb|mb|mg|mm|m²|m³|"
+    "nm|oz|tb|yd|µg|µm|гб|дм|кб|кг|км|м²|м³|мб|мг|мм|нм|см|جم|سم|كغ|كم|م²|م³|مم|g|m|t|г|м|م"
+)
 # split off before a word ("£0" -> "£ 0")
-CURRENCY_PREFIX = '£|¥|฿|₠|₡|₢|₣|₤|₥|₦|₧|₨|₩|₪|₫|€|₭|₮|₯|₰|₱|₲|₳|₴|₵|₶|₷|₸|₹|₺|₻|₼|₽|₾|₿|﷼'
+CURRENCY_PREFIX = (
+    "£|¥|฿|₠|₡|₢|₣|₤|₥|₦|₧|₨|₩|₪|₫|€|₭|₮|₯|₰|₱|₲|₳|₴|₵|₶|₷|₸|₹|₺|₻|₼|₽|₾|₿|﷼"
+)
 # split off at either end of a word ("‘word" -> "‘ word"): spaCy quotes that simplify_text keeps
 QUOTE = '‘|‚|〈|〉|⟦|⟧|『|』|〔|〕'
 # always its own token, wherever it stands ("n°0" -> "n ° 0"): spaCy LIST_ICONS, Unicode symbols (So)
