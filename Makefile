@@ -32,6 +32,7 @@ bench: setup
 	$(PY) bench/extraction_quality.py
 	$(PY) bench/ingest_throughput.py
 	$(PY) bench/decontamination.py
+	$(PY) bench/dedup.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -120,6 +120,17 @@ class QualityConfig(_Section):
                 return classifier
         raise ConfigError(f"config key quality.primary: no classifier named {name!r} "
                           f"(configured: {', '.join(c.name for c in self.classifiers)})")
+class DedupConfig(_Section):
+    bands: int = Field(14, ge=1)                # LSH bands x rows = MinHash permutations (FineWeb: 14 x 8)
+    rows: int = Field(8, ge=1)
+    ngram: int = Field(5, ge=1)                 # word n-gram shingles of simplified text
+    seed: int = Field(1, ge=0)                  # permutation seed; changing it invalidates minhash_bands
+    verify: bool = True                         # exact Jaccard check of every candidate edge
+    jaccard_threshold: float = Field(0.8, gt=0, le=1)
+    max_bucket_size: int = Field(10_000, ge=2)  # larger LSH buckets are salted into sub-buckets of about this size
+    max_iterations: int = Field(50, ge=1)       # connected-components rounds before the run fails
+    quality_table: str = "quality"
+    keeper_score_column: str = "quality_score"  # higher is better; used when the quality table has it
 
 
 class BenchmarkEntry(_Section):
@@ -136,6 +147,7 @@ class PipelineConfig(_Section):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     decontaminate: DecontaminateConfig = Field(default_factory=DecontaminateConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
 
 
 def load_benchmarks(path: str | Path | None = None) -> list[BenchmarkEntry]:

@@ -10,7 +10,7 @@ from .config import PipelineConfig, load_config
 from .session import get_spark
 
 # Stages in pipeline order; later stages add themselves here.
-STAGE_ORDER = ("ingest", "decontaminate", "quality")
+STAGE_ORDER = ("ingest", "decontaminate", "quality", "dedup")
 
 
 def make_stage(name: str, input_glob: str | None = None, force: bool | None = None) -> Stage:
@@ -26,6 +26,10 @@ def make_stage(name: str, input_glob: str | None = None, force: bool | None = No
         from .quality import QualityStage
 
         return QualityStage()
+    if name == "dedup":
+        from .dedup import DedupStage
+
+        return DedupStage()
     raise KeyError(f"unknown stage {name!r}; stages: {', '.join(STAGE_ORDER)}")
 
 

@@ -159,6 +159,34 @@ def train_quality(
               f"accuracy {report.accuracy:.3f}  AUC {report.auc:.3f}")
     out.print(f"model: {report.model_path} (label __label__hq); use it with "
               f"--set 'quality.classifiers=[{{name: mine, path: {report.model_path}}}]'", highlight=False)
+@app.command("dedup-curve")
+def dedup_curve(
+    bands: Annotated[int, typer.Option("--bands", "-b", help="LSH bands (dedup.bands)")] = 14,
+    rows: Annotated[int, typer.Option("--rows", "-r", help="MinHash values per band (dedup.rows)")] = 8,
+    target: Annotated[float | None, typer.Option("--target", help="also list b x r splits of the same budget "
+                                                 "with their chance of catching a pair at this Jaccard")] = None,
+) -> None:
+    """Print the chance that two documents of a given Jaccard similarity become a candidate pair."""
+    from refinery.udfs.minhash import candidate_probability, threshold, threshold_curve
+
+    if bands < 1 or rows < 1:
+        _fail("--bands and --rows must be >= 1")
+    table = Table(title=f"{bands} x {rows} = {bands * rows} hashes, threshold ~{threshold(bands, rows):.3f}")
+    table.add_column("Jaccard")
+    table.add_column("P(candidate)")
+    for similarity, probability in threshold_curve(bands, rows):
+        table.add_row(f"{similarity:.2f}", f"{probability:.4f}")
+    out.print(table)
+    if target is not None:
+        splits = Table(title=f"splits of {bands * rows} hashes at Jaccard {target}")
+        for column in ("bands", "rows", "threshold", f"P(catch at {target})", "P(false candidate at 0.5)"):
+            splits.add_column(column)
+        for b in range(1, bands * rows + 1):
+            if (bands * rows) % b == 0:
+                r = bands * rows // b
+                splits.add_row(str(b), str(r), f"{threshold(b, r):.3f}", f"{candidate_probability(target, b, r):.4f}",
+                               f"{candidate_probability(0.5, b, r):.4f}")
+        out.print(splits)
 
 
 if __name__ == "__main__":

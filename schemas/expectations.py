@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .tables import CONTAMINATION, CONTAMINATION_MATCHES, DOCUMENTS, INGEST_FILES, QUALITY, RUNS, TableSpec
+from .tables import (
+    CONTAMINATION,
+    CONTAMINATION_MATCHES,
+    DOCUMENTS,
+    DUPLICATES,
+    INGEST_FILES,
+    MINHASH_BANDS,
+    QUALITY,
+    RUNS,
+    TableSpec,
+)
 
 HEX128 = r"^[0-9a-f]{32}$"
 
@@ -80,6 +90,28 @@ def quality_suite(gx, settings: dict) -> list:
     if settings.get("probability_scores"):  # every classifier is a probability (no regression head)
         checks.append(e.ExpectColumnValuesToBeBetween(column="quality_score", min_value=0.0, max_value=1.0))
     return checks
+def duplicates_suite(gx, settings: dict) -> list:
+    e = gx.expectations
+    return [
+        *_shape(e, DUPLICATES),
+        e.ExpectColumnValuesToMatchRegex(column="exact_cluster", regex=HEX128),
+        e.ExpectColumnValuesToBeBetween(column="exact_cluster_size", min_value=1),
+        e.ExpectColumnValuesToBeBetween(column="cluster_size", min_value=1),
+        e.ExpectColumnValuesToNotBeNull(column="cluster_id"),
+        e.ExpectColumnValuesToNotBeNull(column="keeper_doc_id"),
+        # The flag and the reason agree: kept rows are unique or kept, dropped rows name the kind of duplicate.
+        e.ExpectColumnPairValuesToBeInSet(column_A="is_kept", column_B="reason", value_pairs_set=[
+            (True, "unique"), (True, "kept"), (False, "exact_duplicate"), (False, "near_duplicate")]),
+    ]
+
+
+def minhash_bands_suite(gx, settings: dict) -> list:
+    e = gx.expectations
+    return [
+        *_shape(e, MINHASH_BANDS),
+        e.ExpectColumnValuesToBeBetween(column="band", min_value=-1, max_value=settings.get("bands", 1 << 30) - 1),
+        e.ExpectColumnValuesToNotBeNull(column="band_hash"),
+    ]
 
 
 def _shape(e, spec: TableSpec) -> list:
@@ -110,4 +142,6 @@ SUITES: dict[str, Callable] = {
     CONTAMINATION.name: contamination_suite,
     CONTAMINATION_MATCHES.name: contamination_matches_suite,
     QUALITY.name: quality_suite,
+    DUPLICATES.name: duplicates_suite,
+    MINHASH_BANDS.name: minhash_bands_suite,
 }

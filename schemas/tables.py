@@ -138,7 +138,6 @@ CONTAMINATION_MATCHES = TableSpec(
 )
 
 
-
 def _signal_struct(filter_name: str) -> StructType:
     return StructType([
         StructField(signal_field(s), LongType() if s in COUNT_SIGNALS else DoubleType(), False)
@@ -152,7 +151,7 @@ QUALITY = TableSpec(
     description="Per document: every Gopher/C4/FineWeb signal, classifier scores, keep and the drop reasons.",
     schema=StructType([
         _f("doc_id", StringType(), False),
-        _f("keep", BooleanType(), False, "no enabled rule failed (thresholds: conf/filters.yaml, classifier min_score)"),
+        _f("keep", BooleanType(), False, "no enabled rule failed (conf/filters.yaml, classifier min_score)"),
         _f("drop_reasons", ArrayType(StringType(), False), False, "every failing rule, e.g. gopher_short_doc"),
         *[_f(name, _signal_struct(name), comment=f"{name} signals; null when they could not be computed")
           for name in SIGNAL_GROUPS],
@@ -167,6 +166,37 @@ QUALITY = TableSpec(
     ]),
 )
 
+DUPLICATES = TableSpec(
+    name="duplicates",
+    key=("doc_id",),
+    description="Per document: exact and near-duplicate (MinHash LSH) cluster, its size and whether it is kept.",
+    schema=StructType([
+        _f("doc_id", StringType(), False),
+        _f("exact_cluster", StringType(), False, "text_hash: documents with equal normalised text share it"),
+        _f("exact_cluster_size", LongType(), False),
+        _f("cluster_id", StringType(), False, "smallest doc_id of the near-duplicate cluster (exact ones included)"),
+        _f("cluster_size", LongType(), False, "1 = no duplicate"),
+        _f("is_kept", BooleanType(), False, "exactly one document per cluster is kept"),
+        _f("keeper_doc_id", StringType(), False, "the kept document of the cluster"),
+        _f("reason", StringType(), False, "unique | kept | exact_duplicate | near_duplicate"),
+        _f("keeper_score", DoubleType(), comment="quality score the keeper was chosen by, when there is one"),
+        _f("run_id", StringType(), False, "dedup run that last (re)assigned the row's cluster"),
+    ]),
+)
+
+MINHASH_BANDS = TableSpec(
+    name="minhash_bands",
+    key=("doc_id", "band"),
+    description="LSH index: one row per document and band; band -1 holds the exact text hash.",
+    schema=StructType([
+        _f("doc_id", StringType(), False),
+        _f("band", IntegerType(), False, "0..bands-1, or -1 for the exact text hash"),
+        _f("band_hash", LongType(), False, "64-bit hash of the band's MinHash values (or of text_hash)"),
+    ]),
+)
+
 TABLES: dict[str, TableSpec] = {
-    spec.name: spec for spec in (RUNS, INGEST_FILES, DOCUMENTS, CONTAMINATION, CONTAMINATION_MATCHES, QUALITY)
+    spec.name: spec
+    for spec in (RUNS, INGEST_FILES, DOCUMENTS, CONTAMINATION, CONTAMINATION_MATCHES, QUALITY, DUPLICATES,
+                 MINHASH_BANDS)
 }

@@ -45,7 +45,7 @@ def test_bad_config_and_bad_sql_print_one_clear_error(spark, tmp_path):
 
 def test_unknown_stage_lists_the_stages():
     result = runner.invoke(app, ["run", "--stage", "nope"])
-    assert result.exit_code == 2 and "stages: ingest, decontaminate" in result.output
+    assert result.exit_code == 2 and "stages: ingest, decontaminate, quality, dedup" in result.output
 
 
 def test_spark_submit_runs_the_ingest_job(tmp_path):
@@ -68,3 +68,10 @@ def test_relative_storage_root_is_resolved_against_the_working_directory(spark, 
                               "--set", "ingest.extractor=resiliparse"])
     assert ran.exit_code == 0, ran.output
     assert (tmp_path / "lakehouse" / "documents" / "_delta_log").is_dir()
+
+
+def test_dedup_curve_prints_the_candidate_probability_and_the_splits():
+    result = runner.invoke(app, ["dedup-curve", "--bands", "14", "--rows", "8", "--target", "0.8"])
+    assert result.exit_code == 0, result.output
+    assert "threshold ~0.719" in result.output and "0.9235" in result.output  # 1 - (1 - 0.8^8)^14
+    assert "0.9769" in result.output  # the 16 x 7 split of the same 112 hashes
