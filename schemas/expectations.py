@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .tables import CONTAMINATION, CONTAMINATION_MATCHES, DOCUMENTS, INGEST_FILES, RUNS, TableSpec
+from .tables import (
+    CONTAMINATION,
+    CONTAMINATION_MATCHES,
+    DOCUMENTS,
+    DUPLICATES,
+    INGEST_FILES,
+    QUALITY,
+    RUNS,
+    SYNTHETIC,
+    TableSpec,
+)
 
 HEX128 = r"^[0-9a-f]{32}$"
 
@@ -65,6 +75,36 @@ def contamination_matches_suite(gx, settings: dict) -> list:
     ]
 
 
+def synthetic_suite(gx, settings: dict) -> list:
+    e = gx.expectations
+    return [
+        *_shape(e, SYNTHETIC),
+        e.ExpectColumnValuesToMatchRegex(column="synth_id", regex=HEX128),
+        e.ExpectColumnValuesToMatchRegex(column="doc_id", regex=HEX128),
+        e.ExpectColumnValuesToBeBetween(column="chunk_index", min_value=0),
+        e.ExpectColumnValuesToBeBetween(column="style_version", min_value=1),
+        e.ExpectColumnValuesToBeInSet(column="style_id", value_set=settings.get("styles") or None),
+        e.ExpectColumnValuesToBeInSet(column="engine", value_set=["transformers", "vllm", "openai"]),
+        e.ExpectColumnValuesToBeInSet(column="finish_reason", value_set=["stop", "length", "error"]),
+        e.ExpectColumnValuesToMatchRegex(column="status", regex=r"^[a-z][a-z0-9_]*$"),
+        e.ExpectColumnValuesToBeBetween(column="prompt_tokens", min_value=0),
+        e.ExpectColumnValuesToBeBetween(column="output_tokens", min_value=0),
+        # An ok row has its text; every other row says why it has none.
+        e.ExpectColumnValuesToNotBeNull(column="text", row_condition='status == "ok"',
+                                        condition_parser="spark"),
+        e.ExpectColumnValuesToBeNull(column="text", row_condition='status != "ok"', condition_parser="spark"),
+    ]
+
+
+def quality_suite(gx, settings: dict) -> list:
+    e = gx.expectations
+    return [*_shape(e, QUALITY), e.ExpectColumnValuesToBeBetween(column="quality_bucket", min_value=0, max_value=19)]
+
+
+def duplicates_suite(gx, settings: dict) -> list:
+    return _shape(gx.expectations, DUPLICATES)
+
+
 def _shape(e, spec: TableSpec) -> list:
     # Every table: exactly its declared columns, and a non-null unique key.
     checks = [e.ExpectTableColumnsToMatchSet(column_set=spec.schema.fieldNames(), exact_match=True)]
@@ -82,4 +122,7 @@ SUITES: dict[str, Callable] = {
     RUNS.name: runs_suite,
     CONTAMINATION.name: contamination_suite,
     CONTAMINATION_MATCHES.name: contamination_matches_suite,
+    QUALITY.name: quality_suite,
+    DUPLICATES.name: duplicates_suite,
+    SYNTHETIC.name: synthetic_suite,
 }
