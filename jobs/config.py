@@ -146,6 +146,7 @@ class RewriteConfig(_Section):
     routing: RewriteRouting = Field(default_factory=RewriteRouting)
     max_seeds: int | None = Field(None, ge=1)
     max_chunks_per_doc: int | None = Field(8, ge=1)
+    max_output_tokens: int | None = Field(None, ge=1)  # caps every style's own limit (smoke runs, cost control)
     commit_every: int = Field(1024, ge=1)  # chunks per MERGE: a killed run loses at most this many
     partitions: int | None = Field(None, ge=1)  # default: the session's parallelism
     retry_failed: bool = True  # re-run rows that failed (timeout, engine error) on the next run
