@@ -84,14 +84,14 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
+    import torch
+
     from refinery.jobs.config import load_config
     from refinery.jobs.session import get_spark
     from refinery.udfs.llm import EngineSpec
     from refinery.udfs.llm.tiny import build_tiny_llama
     from refinery.udfs.rewrite import GenerateSettings
     from refinery.udfs.styles import load_styles
-
-    import torch
 
     # PySpark starts Python workers with OMP_NUM_THREADS = spark.task.cpus (1 here): give the direct runs the
     # same number of torch threads, or the comparison measures thread counts, not Spark.
