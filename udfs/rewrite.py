@@ -65,6 +65,7 @@ def plan_chunks(frames: Iterator[pd.DataFrame], spec: EngineSpec, settings: Plan
 def generate_chunks(frames: Iterator[pd.DataFrame], spec: EngineSpec,
                     settings: GenerateSettings) -> Iterator[pd.DataFrame]:
     """Plan rows -> generated rows; the engine is loaded once per Python worker and kept for later tasks."""
+    _pin_task_gpus()
     engine = get_engine(spec)
     worker = f"{socket.gethostname()}:{os.getpid()}"
     task_id = _task_id()
@@ -109,6 +110,19 @@ def _generate_slice(engine, style: Style, rows: pd.DataFrame, settings: Generate
     result["sampling"] = json.dumps({"temperature": settings.temperature, "top_p": settings.top_p,
                                      "max_tokens": max_tokens, "seed": settings.seed}, sort_keys=True)
     return result
+
+
+def _pin_task_gpus() -> None:
+    """Show a worker's first engine only the GPUs Spark gave its task (spark.task.resource.gpu.amount).
+
+    Spark assigns addresses but does not set CUDA_VISIBLE_DEVICES; it must be set before CUDA starts, so only
+    the first task of a worker decides, and the reused worker keeps its model on those GPUs."""
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    gpus = context.resources().get("gpu") if context is not None else None
+    if gpus is not None and not load_counts() and "CUDA_VISIBLE_DEVICES" not in os.environ:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus.addresses)
 
 
 def _task_id() -> int:
