@@ -22,9 +22,10 @@ MIX = {"wrap_medium": 2.0, "nemotron_diverse_qa": 1.0, "beyondweb_mcq": 1.0}
 
 def rewrite_config(root, model, *extra: str):
     mix = "{" + ", ".join(f"{k}: {v}" for k, v in MIX.items()) + "}"
-    return lake_config(root, f"llm.model={model}", "llm.max_model_len=1024", "llm.batch_size=4",
+    return lake_config(root, f"llm.model={model}", "llm.model_name=tiny-llama", "llm.max_model_len=1024",
+                       "llm.batch_size=4",
                        "llm.sampling.temperature=0.8", f"rewrite.mix={mix}", "rewrite.max_chunks_per_doc=1",
-                       "rewrite.max_output_tokens=12", "rewrite.commit_every=5", "rewrite.partitions=2", *extra)
+                       "rewrite.max_output_tokens=12", "rewrite.commit_every=3", "rewrite.partitions=2", *extra)
 
 
 ROUTING = ('rewrite.routing={enabled: true, routes: [{buckets: [0, 7], mix: {nemotron_wikipedia: 1.0}}, '
@@ -62,7 +63,7 @@ def test_rewrite_writes_one_validated_row_per_seed_chunk_with_tokens_and_status(
     written = list(rows(lake_).values())
     assert len(written) == record.rows_in == record.rows_out == record.counters["chunks_planned"] == 8
     for r in written:
-        assert r.model.endswith("tiny-llama0") and r.engine == "transformers"
+        assert r.model == "tiny-llama" and r.engine == "transformers"
         assert r.prompt_tokens > r.input_tokens > 0 and 0 < r.output_tokens <= 12
         assert r.finish_reason in ("stop", "length") and r.raw_text is not None
         assert (r.status == "ok") == (r.text is not None)  # random weights: most outputs are rejected
@@ -72,7 +73,7 @@ def test_rewrite_writes_one_validated_row_per_seed_chunk_with_tokens_and_status(
     statuses = sum(v for k, v in record.counters.items() if k.startswith(("dropped_", "rewritten_ok", "failed_"))
                    and k != "dropped_no_route")
     assert statuses == len(written)
-    assert record.counters["commit_groups"] == 2  # 8 chunks, 5 per commit
+    assert record.counters["commit_groups"] == 3  # 8 chunks, 3 per commit
 
 
 def test_only_kept_unique_clean_scored_documents_are_seeds(lake):
@@ -94,7 +95,8 @@ def test_styles_follow_the_quality_routes_and_the_seeded_mix(lake):
 def test_the_engine_loads_once_per_python_worker_across_tasks(lake):
     _, _, record, _, _ = lake
     c = record.counters
-    assert c["llm_tasks"] >= 4  # 2 commit groups x 2 partitions
+    # 3 commit groups x 2 partitions (a task that got no rows reports nothing, hence not exactly 6)
+    assert c["llm_tasks"] >= 4
     assert 1 <= c["engine_loads"] == c["llm_workers"] <= 2 < c["llm_tasks"]
     assert c["output_tokens_per_s_per_worker"] > 0
 
@@ -139,7 +141,8 @@ def test_an_engine_that_cannot_load_fails_the_job_naming_the_model(spark, tmp_pa
 def test_refinery_run_stage_rewrite_with_a_local_model_path(spark, tmp_path, tiny_model, lake):
     config, _, _, _, _ = lake
     ran = CliRunner().invoke(app, ["run", "--stage", "rewrite", "--set", f"storage.root={config.storage.root}",
-                                   "--set", f"llm.model={tiny_model}", "--set", "llm.max_model_len=1024",
+                                   "--set", f"llm.model={tiny_model}", "--set", "llm.model_name=tiny-llama",
+                                   "--set", "llm.max_model_len=1024",
                                    "--set", "rewrite.max_output_tokens=12", "--set", "rewrite.max_chunks_per_doc=1",
                                    "--set", "rewrite.mix={wrap_medium: 2.0, nemotron_diverse_qa: 1.0, "
                                    "beyondweb_mcq: 1.0}", "--set", ROUTING])
