@@ -2,7 +2,11 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+# `make test` installs the llm extra (torch, transformers) so CI runs the LLM tests too; they skip where it is
+# missing. For a light environment: make test EXTRAS=dev
+EXTRAS ?= dev,llm
+comma := ,
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 .PHONY: run test setup jars bench lint clean
 
@@ -17,7 +21,7 @@ setup: $(STAMP) jars
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 # Delta Lake's jars from Maven Central into deploy/jars (the local SparkSession's classpath).
@@ -33,6 +37,7 @@ bench: setup
 	$(PY) bench/ingest_throughput.py
 	$(PY) bench/decontamination.py
 	$(PY) bench/dedup.py
+	$(PY) bench/llm_udf_overhead.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -131,6 +131,87 @@ class DedupConfig(_Section):
     max_iterations: int = Field(50, ge=1)       # connected-components rounds before the run fails
     quality_table: str = "quality"
     keeper_score_column: str = "quality_score"  # higher is better; used when the quality table has it
+class SamplingConfig(_Section):
+    temperature: float = Field(0.7, ge=0)  # 0 = greedy
+    top_p: float = Field(0.95, gt=0, le=1)
+    seed: int = 0  # with do_sample, a batch's draws are seeded from this and its rows' keys
+
+
+class VllmConfig(_Section):
+    tensor_parallel_size: int = Field(1, ge=1)
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1)
+    enforce_eager: bool = False
+
+
+class OpenAIConfig(_Section):
+    base_url: str = "http://127.0.0.1:8000/v1"
+    # The key is read from this environment variable, never from config (config is copied into `runs`).
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = Field(8, ge=1)
+    max_retries: int = Field(4, ge=0)
+    backoff_s: float = Field(1.0, ge=0)
+
+
+class LlmConfig(_Section):
+    engine: Literal["transformers", "vllm", "openai"] = "transformers"
+    model: str | None = None  # local path or hub id; the LLM stages need it
+    model_name: str | None = None  # recorded in the tables (and part of synth_id); default: model
+    tokenizer: str | None = None  # for chunking and token counts; default: model
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    device: str = "auto"  # transformers: auto (cuda if available) | cpu | cuda | cuda:1
+    max_model_len: int = Field(4096, gt=0)
+    batch_size: int = Field(16, gt=0)
+    timeout_s: float = Field(300.0, gt=0)  # per transformers batch / per HTTP request
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    vllm: VllmConfig = Field(default_factory=VllmConfig)
+    openai: OpenAIConfig = Field(default_factory=OpenAIConfig)
+
+    @property
+    def label(self) -> str:
+        return self.model_name or self.model or ""
+
+
+class RewriteRoute(_Section):
+    buckets: tuple[int, int]  # inclusive quality_bucket range, 0-19
+    mix: dict[str, float] | None = None  # style quotas for these documents; null = rewrite.mix
+
+    @field_validator("buckets")
+    @classmethod
+    def _ordered(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if not 0 <= value[0] <= value[1] <= 19:
+            raise ValueError("must be [low, high] with 0 <= low <= high <= 19")
+        return value
+
+
+class RewriteRouting(_Section):
+    enabled: bool = False
+    routes: list[RewriteRoute] = Field(default_factory=list)
+
+
+class RewriteConfig(_Section):
+    # Upstream filters a seed must pass; a listed stage whose table is missing stops the run.
+    require: list[Literal["quality", "dedup", "decontaminate"]] = Field(
+        default_factory=lambda: ["quality", "dedup", "decontaminate"])
+    styles_files: list[str] | None = None  # default: the packaged conf/prompts/*.yaml
+    mix: dict[str, float] = Field(default_factory=dict)  # style id -> quota weight
+    styles_per_doc: int = Field(1, ge=1)
+    seed: int = 0  # style assignment seed (with doc_id)
+    routing: RewriteRouting = Field(default_factory=RewriteRouting)
+    max_seeds: int | None = Field(None, ge=1)
+    max_chunks_per_doc: int | None = Field(8, ge=1)
+    max_output_tokens: int | None = Field(None, ge=1)  # caps every style's own limit (smoke runs, cost control)
+    commit_every: int = Field(1024, ge=1)  # chunks per MERGE: a killed run loses at most this many
+    partitions: int | None = Field(None, ge=1)  # default: the session's parallelism
+    retry_failed: bool = True  # re-run rows that failed (timeout, engine error) on the next run
+    max_failed_fraction: float = Field(0.5, ge=0, le=1)
+
+    @field_validator("mix")
+    @classmethod
+    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = [k for k, w in value.items() if not w > 0]
+        if bad:
+            raise ValueError(f"quota weights must be > 0 ({', '.join(bad)})")
+        return value
 
 
 class BenchmarkEntry(_Section):
@@ -148,6 +229,8 @@ class PipelineConfig(_Section):
     decontaminate: DecontaminateConfig = Field(default_factory=DecontaminateConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
+    llm: LlmConfig = Field(default_factory=LlmConfig)
+    rewrite: RewriteConfig = Field(default_factory=RewriteConfig)
 
 
 def load_benchmarks(path: str | Path | None = None) -> list[BenchmarkEntry]:

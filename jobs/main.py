@@ -11,6 +11,14 @@ from .session import get_spark
 
 # Stages in pipeline order; later stages add themselves here.
 STAGE_ORDER = ("ingest", "decontaminate", "quality", "dedup")
+# LLM stages run after the cheap ones, and in a bare `refinery run` only when llm.model is configured:
+# without a model they cannot run, and a default run should not fail for want of one.
+LLM_STAGES = ("rewrite",)
+ALL_STAGES = STAGE_ORDER + LLM_STAGES
+
+
+def default_stages(config: PipelineConfig) -> list[str]:
+    return list(STAGE_ORDER) + (list(LLM_STAGES) if config.llm.model else [])
 
 
 def make_stage(name: str, input_glob: str | None = None, force: bool | None = None) -> Stage:
@@ -30,14 +38,18 @@ def make_stage(name: str, input_glob: str | None = None, force: bool | None = No
         from .dedup import DedupStage
 
         return DedupStage()
-    raise KeyError(f"unknown stage {name!r}; stages: {', '.join(STAGE_ORDER)}")
+    if name == "rewrite":
+        from .rewrite import RewriteStage
+
+        return RewriteStage()
+    raise KeyError(f"unknown stage {name!r}; stages: {', '.join(ALL_STAGES)}")
 
 
 def run_pipeline(config: PipelineConfig, stages: list[str] | None = None, input_glob: str | None = None,
                  force: bool | None = None, show_progress: bool = False) -> list[RunRecord]:
     spark = get_spark(config.spark)
     records = []
-    for name in stages or list(STAGE_ORDER):
+    for name in stages or default_stages(config):
         stage = make_stage(name, input_glob=input_glob, force=force)
         records.append(run_stage(stage, spark, config, show_progress=show_progress))
     return records

@@ -13,6 +13,7 @@ from .tables import (
     MINHASH_BANDS,
     QUALITY,
     RUNS,
+    SYNTHETIC,
     TableSpec,
 )
 
@@ -114,6 +115,28 @@ def minhash_bands_suite(gx, settings: dict) -> list:
     ]
 
 
+def synthetic_suite(gx, settings: dict) -> list:
+    e = gx.expectations
+    return [
+        *_shape(e, SYNTHETIC),
+        e.ExpectColumnValuesToMatchRegex(column="synth_id", regex=HEX128),
+        e.ExpectColumnValuesToMatchRegex(column="doc_id", regex=HEX128),
+        e.ExpectColumnValuesToBeBetween(column="chunk_index", min_value=0),
+        e.ExpectColumnValuesToBeBetween(column="style_version", min_value=1),
+        e.ExpectColumnValuesToBeInSet(column="style_id", value_set=settings.get("styles") or None),
+        e.ExpectColumnValuesToBeInSet(column="engine", value_set=["transformers", "vllm", "openai"]),
+        e.ExpectColumnValuesToBeInSet(column="finish_reason", value_set=["stop", "length", "error"]),
+        e.ExpectColumnValuesToMatchRegex(column="status", regex=r"^[a-z][a-z0-9_]*$"),
+        e.ExpectColumnValuesToBeBetween(column="prompt_tokens", min_value=0),
+        e.ExpectColumnValuesToBeBetween(column="output_tokens", min_value=0),
+        # An ok row has its text; every other row says why it has none.
+        e.ExpectColumnValuesToNotBeNull(column="text", row_condition='status == "ok"',
+                                        condition_parser="spark"),
+        e.ExpectColumnValuesToBeNull(column="text", row_condition='status != "ok"', condition_parser="spark"),
+    ]
+
+
+
 def _shape(e, spec: TableSpec) -> list:
     # Every table: exactly its declared columns, and a non-null unique key.
     checks = [e.ExpectTableColumnsToMatchSet(column_set=_column_names(spec.schema), exact_match=True)]
@@ -144,4 +167,5 @@ SUITES: dict[str, Callable] = {
     QUALITY.name: quality_suite,
     DUPLICATES.name: duplicates_suite,
     MINHASH_BANDS.name: minhash_bands_suite,
+    SYNTHETIC.name: synthetic_suite,
 }

@@ -195,8 +195,36 @@ MINHASH_BANDS = TableSpec(
     ]),
 )
 
+SYNTHETIC = TableSpec(
+    name="synthetic",
+    key=("synth_id",),
+    description="LLM rewrites of seed document chunks, one row per (doc, chunk, style, style version, model).",
+    schema=StructType([
+        _f("synth_id", StringType(), False, "xxh3-128 of doc_id, chunk_index, style_id, style_version, model"),
+        _f("doc_id", StringType(), False, "source document"),
+        _f("chunk_index", IntegerType(), False, "0-based chunk of the document (chunking is per style)"),
+        _f("chunk_count", IntegerType(), False),
+        _f("style_id", StringType(), False, "conf/prompts style id, e.g. nemotron_diverse_qa"),
+        _f("style_version", IntegerType(), False),
+        _f("model", StringType(), False, "llm.model_name or llm.model"),
+        _f("engine", StringType(), False, "transformers | vllm | openai"),
+        _f("sampling", StringType(), False, "JSON: temperature, top_p, seed, max_tokens"),
+        _f("text", StringType(), comment="post-processed output; null unless status = ok"),
+        _f("raw_text", StringType(), comment="the model's output as generated"),
+        _f("input_tokens", IntegerType(), False, "tokens of the source chunk"),
+        _f("prompt_tokens", IntegerType(), comment="prompt tokens after the chat template"),
+        _f("output_tokens", IntegerType()),
+        _f("finish_reason", StringType(), comment="stop | length | error"),
+        _f("status", StringType(), False, "ok | <rejection reason> | failed_<reason>"),
+        _f("error", StringType(), comment="engine error message of a failed row"),
+        _f("generation_ms", LongType(), comment="this row's share of its batch's wall time"),
+        _f("run_id", StringType(), False),
+    ]),
+)
+
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (RUNS, INGEST_FILES, DOCUMENTS, CONTAMINATION, CONTAMINATION_MATCHES, QUALITY, DUPLICATES,
-                 MINHASH_BANDS)
+                 MINHASH_BANDS,
+                 SYNTHETIC)
 }

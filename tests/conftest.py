@@ -45,3 +45,22 @@ def spark(tmp_path_factory):
     session = get_spark(config.spark)
     yield session
     session.stop()
+
+
+def sample_texts(limit: int | None = None) -> list[str]:
+    """Extracted main text of the CC sample's pages (resiliparse: fast, no network)."""
+    from refinery.udfs.warc import FileOutcome, IngestSettings, read_warc_documents
+
+    docs = read_warc_documents(str(CC_SAMPLE), IngestSettings(extractor="resiliparse"), FileOutcome(str(CC_SAMPLE)))
+    return [d["text"] for d in docs][:limit]
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny random Llama (2 layers, hidden 64) with a BPE tokenizer trained on the sample text and a chat
+    template, saved with save_pretrained. Skips where the llm extra (torch, transformers) is not installed."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from refinery.udfs.llm.tiny import build_tiny_llama
+
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"), sample_texts())
