@@ -62,10 +62,10 @@ def _read_delta(source: str, text_field: str, spark_config) -> list[str]:
 
 
 def train(positive: list[str], negative: list[str], output: str, text_field: str = "text",
-          settings: TrainSettings = TrainSettings(), spark_config=None) -> TrainReport:
+          settings: TrainSettings | None = None, spark_config=None) -> TrainReport:
     pos = [t for source in positive for t in read_texts(source, text_field, spark_config)]
     neg = [t for source in negative for t in read_texts(source, text_field, spark_config)]
     try:
-        return train_classifier(pos, neg, output, settings)
+        return train_classifier(pos, neg, output, settings or TrainSettings())
     except ValueError as err:
         raise InputError(f"train-quality: {err}") from None

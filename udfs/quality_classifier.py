@@ -53,7 +53,7 @@ def load_fasttext(path: str):
 
         try:
             _MODELS[key] = fasttext.load_model(path)
-        except ValueError as err:  # truncated files pass the header check and fail here
+        except (ValueError, MemoryError) as err:  # truncated files pass the header check and fail here
             raise ModelLoadError(f"fastText model {path}: cannot be loaded ({err}); re-train it") from err
         LOADS[path] = LOADS.get(path, 0) + 1
     return _MODELS[key]

@@ -67,8 +67,9 @@ def split(texts: list[str], fraction: float, seed: int) -> tuple[list[str], list
 
 
 def train_classifier(positive: list[str], negative: list[str], model_path: str,
-                     settings: TrainSettings = TrainSettings()) -> TrainReport:
+                     settings: TrainSettings | None = None) -> TrainReport:
     """Train on the non-held-out texts, save the model, score the held-out ones."""
+    settings = settings or TrainSettings()
     positive = [t for t in positive if t and t.strip()]
     negative = [t for t in negative if t and t.strip()]
     if not positive or not negative:
