@@ -1,0 +1,90 @@
+"""Quality stage on real sample pages: signals, reasons, counters, classifier scores, buckets, view, re-runs."""
+
+from pathlib import Path
+
+import pytest
+
+from refinery.jobs.base import InputError, run_stage
+from refinery.jobs.ingest import IngestStage
+from refinery.jobs.quality import QualityStage
+from refinery.jobs.storage import Lakehouse
+from refinery.jobs.train_quality import train
+from refinery.udfs.quality_rules import all_quality_signals, quality_drop_reasons
+from refinery.udfs.quality_train import TrainSettings
+
+from .conftest import CC_SAMPLE, lake_config
+
+DATA = Path(__file__).parent / "data" / "quality"
+
+
+@pytest.fixture(scope="module")
+def scored(spark, tmp_path_factory):
+    base = tmp_path_factory.mktemp("quality")
+    model = base / "clean.bin"
+    train([str(DATA / "davidson_neither.jsonl.gz")], [str(DATA / "davidson_offensive.jsonl.gz")], str(model),
+          settings=TrainSettings(dim=16, bucket=20_000))
+    config = lake_config(base / "lake", "ingest.extractor=resiliparse", "quality.pii=true",
+                         f"quality.classifiers=[{{name: clean, path: {model}}}]", "quality.bucket.buckets=4")
+    run_stage(IngestStage(input_glob=str(CC_SAMPLE)), spark, config)
+    record = run_stage(QualityStage(), spark, config)
+    return config, Lakehouse(spark, config.storage), record, model
+
+
+def test_every_document_gets_signals_reasons_and_counted_outcomes(scored):
+    _, lake, record, _ = scored
+    docs = {r.doc_id: r.text for r in lake.read("documents").collect()}
+    rows = {r.doc_id: r for r in lake.read("quality").collect()}
+    assert record.status == "succeeded" and record.validation == "passed"
+    assert set(rows) == set(docs) and record.rows_in == record.rows_out == len(docs)
+    reasons = {}
+    for doc_id, row in rows.items():
+        expected = quality_drop_reasons(all_quality_signals(docs[doc_id]))  # the pure function, outside Spark
+        assert row.drop_reasons == expected and row.keep == (not expected)
+        assert row.gopher_quality.words == all_quality_signals(docs[doc_id])["gopher_words"]
+        for reason in expected:
+            reasons[reason] = reasons.get(reason, 0) + 1
+    c = record.counters
+    assert c["kept"] == sum(r.keep for r in rows.values()) and c["kept"] + c["dropped"] == len(rows)
+    assert reasons and all(c[f"dropped_{k}"] == v for k, v in reasons.items())
+    assert c["pii_emails_anonymised"] == sum(r.pii_emails for r in rows.values())
+
+
+def test_classifier_scores_and_percentile_buckets(scored):
+    _, lake, record, _ = scored
+    rows = lake.read("quality").collect()
+    scores = [r.quality_score for r in rows]
+    assert all(r.scores["clean"] == r.quality_score for r in rows) and record.counters["scored_clean"] == len(rows)
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    buckets = [r.quality_bucket for r in rows]
+    assert set(buckets) <= {0, 1, 2, 3} and len(set(buckets)) >= 3
+    # Buckets are monotone in the score: a higher score never sits in a lower bucket.
+    ordered = sorted(rows, key=lambda r: r.quality_score)
+    assert all(a.quality_bucket <= b.quality_bucket for a, b in zip(ordered, ordered[1:], strict=False))
+
+
+def test_rethresholding_is_a_where_clause_on_the_view(scored, spark):
+    _, lake, _, _ = scored
+    assert "documents_quality" in lake.register_views()
+    loose = spark.sql("SELECT count(*) FROM documents_quality WHERE gopher_quality.words >= 20").first()[0]
+    strict = spark.sql("SELECT count(*) FROM documents_quality WHERE gopher_quality.words >= 200").first()[0]
+    expected = sum(r.gopher_quality.words >= 200 for r in lake.read("quality").collect())
+    assert strict == expected < loose
+
+
+def test_rerun_scores_nothing_and_new_settings_rescore(scored, spark):
+    config, lake, _, model = scored
+    again = run_stage(QualityStage(), spark, config)
+    assert again.rows_in == 0
+    stricter = config.model_copy(deep=True)
+    stricter.quality.pii = False
+    rescored = run_stage(QualityStage(), spark, stricter)
+    assert rescored.rows_in == lake.read("documents").count()
+    assert lake.read("quality").where("pii_emails IS NOT NULL").count() == 0
+
+
+def test_missing_model_fails_before_any_task_naming_the_path(scored, spark, tmp_path):
+    config, _, _, _ = scored
+    broken = config.model_copy(deep=True)
+    broken.quality.classifiers[0].path = str(tmp_path / "missing.bin")
+    with pytest.raises(InputError, match=r"classifier 'clean'.*missing\.bin: file not found"):
+        run_stage(QualityStage(), spark, broken)
