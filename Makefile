@@ -36,6 +36,7 @@ bench: setup
 	$(PY) bench/extraction_quality.py
 	$(PY) bench/ingest_throughput.py
 	$(PY) bench/decontamination.py
+	$(PY) bench/quality_signals.py
 	$(PY) bench/dedup.py
 	$(PY) bench/llm_udf_overhead.py
 
