@@ -139,8 +139,9 @@ CONTAMINATION_MATCHES = TableSpec(
 
 
 def _signal_struct(filter_name: str) -> StructType:
+    # Fields nullable: Delta checks a nested NOT NULL even when the whole struct is null (a failed_signals row).
     return StructType([
-        StructField(signal_field(s), LongType() if s in COUNT_SIGNALS else DoubleType(), False)
+        StructField(signal_field(s), LongType() if s in COUNT_SIGNALS else DoubleType(), True)
         for s in SIGNAL_GROUPS[filter_name]
     ])
 

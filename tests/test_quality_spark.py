@@ -88,3 +88,15 @@ def test_missing_model_fails_before_any_task_naming_the_path(scored, spark, tmp_
     broken.quality.classifiers[0].path = str(tmp_path / "missing.bin")
     with pytest.raises(InputError, match=r"classifier 'clean'.*missing\.bin: file not found"):
         run_stage(QualityStage(), spark, broken)
+
+
+def test_a_row_whose_signals_failed_is_written_with_a_counted_reason(spark, tmp_path):
+    from refinery.schemas.tables import QUALITY
+
+    config = lake_config(tmp_path / "lake")
+    lake = Lakehouse(spark, config.storage)
+    lake.create(QUALITY)
+    row = {f.name: None for f in QUALITY.schema.fields}
+    row.update(doc_id="d" * 32, keep=False, drop_reasons=["failed_signals"], settings_hash="0" * 32, run_id="r")
+    lake.merge(QUALITY.name, spark.createDataFrame([row], QUALITY.schema))  # null signal structs are accepted
+    assert lake.read(QUALITY.name).first().gopher_quality is None
