@@ -104,7 +104,8 @@ def load_hf(path: str, label: str | None, device: str) -> HFClassifier:
                                  "pip install 'refinery[llm]'") from err
         try:
             tokenizer = AutoTokenizer.from_pretrained(path)
-            model = AutoModelForSequenceClassification.from_pretrained(path).eval().to(device)
+            model = AutoModelForSequenceClassification.from_pretrained(path).to(device)
+            model.train(False)  # inference mode (dropout off)
         except (OSError, ValueError) as err:
             raise ModelLoadError(f"Hugging Face classifier {path}: cannot be loaded ({err})") from err
         _MODELS[key] = HFClassifier(tokenizer, model, device, _label_index(model.config, label, path))

@@ -25,7 +25,8 @@ class TransformersEngine:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         device = spec.device if spec.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = getattr(torch, _DTYPES[spec.dtype]) if spec.dtype in _DTYPES else "auto"
-        self.model = AutoModelForCausalLM.from_pretrained(spec.model, dtype=dtype).to(device).eval()
+        self.model = AutoModelForCausalLM.from_pretrained(spec.model, dtype=dtype).to(device)
+        self.model.train(False)  # inference mode: dropout off
         self.device = device
         eos = self.model.generation_config.eos_token_id
         self.eos = set(eos if isinstance(eos, list) else [eos if eos is not None else self.tokenizer.eos_token_id])
