@@ -15,6 +15,7 @@ from pyspark.sql.types import IntegerType, LongType, StringType, StructField, St
 
 from refinery.jobs.base import InputError, StageContext, StageFailed
 from refinery.jobs.config import ConfigError, LlmConfig, RewriteConfig
+from refinery.jobs.seeds import curated_documents
 from refinery.schemas.tables import CONTAMINATION, DOCUMENTS, DUPLICATES, QUALITY, SYNTHETIC
 from refinery.udfs.llm import EngineLoadError, EngineSpec
 from refinery.udfs.rewrite import GenerateSettings, PlanSettings, generate_chunks, plan_chunks
@@ -22,12 +23,6 @@ from refinery.udfs.styles import Style, StyleError, load_styles
 
 log = logging.getLogger("refinery")
 
-# Upstream decisions a seed must pass: (stage in rewrite.require, table, SQL condition on that table).
-SEED_FILTERS = (
-    ("quality", QUALITY.name, "keep"),
-    ("dedup", DUPLICATES.name, "is_kept"),
-    ("decontaminate", CONTAMINATION.name, "NOT contaminated"),
-)
 _PLAN = StructType([
     StructField("synth_id", StringType(), False), StructField("doc_id", StringType(), False),
     StructField("chunk_index", IntegerType(), False), StructField("chunk_count", IntegerType(), False),
@@ -83,24 +78,7 @@ class RewriteStage:
             self._generate_and_commit(ctx, cfg, llm, spec, styles, pending)
 
     def _seeds(self, ctx: StageContext, cfg: RewriteConfig) -> DataFrame:
-        docs = ctx.lake.read(DOCUMENTS.name).select("doc_id", "text")
-        ctx.count("seed_documents", docs.count())
-        applied = []
-        for stage, table, keep in SEED_FILTERS:
-            if not ctx.lake.exists(table):
-                if stage in cfg.require:
-                    raise InputError(f"rewrite: table `{table}` does not exist in {ctx.lake.root}; run the {stage} "
-                                     f"stage first (refinery run --stage {stage}), or remove {stage} from "
-                                     "rewrite.require to rewrite without its filter")
-                log.warning("rewrite: no `%s` table; seeds are not filtered by the %s stage", table, stage)
-                ctx.count(f"seed_filter_{stage}_skipped", 1)
-                continue
-            extra = ["quality_bucket"] if table == QUALITY.name else []
-            docs = docs.join(ctx.lake.read(table).where(keep).select("doc_id", *extra), "doc_id")
-            ctx.count(f"seeds_after_{stage}", docs.count())
-            applied.append(stage)
-        log.info("rewrite: seed filters applied: %s", ", ".join(applied) or "none")
-        docs = self._route(ctx, cfg, docs)
+        docs = self._route(ctx, cfg, curated_documents(ctx, self.name, cfg.require))
         if cfg.max_seeds is not None:
             docs = docs.orderBy(F.xxhash64("doc_id")).limit(cfg.max_seeds)
         return docs.select("doc_id", "text", "route")

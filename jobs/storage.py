@@ -93,7 +93,8 @@ class Lakehouse:
         for view in VIEWS.values():
             if not all(self.exists(t) for t in view.tables):
                 continue
-            query = view.sql.format(**{t: self.qualified(t) for t in view.tables})
+            present = [*view.tables, *(t for t in view.optional if self.exists(t))]
+            query = view.query({t: self.qualified(t) for t in present})
             if self.cfg.metastore:
                 comment = view.description.replace("'", "''")
                 self.spark.sql(f"CREATE OR REPLACE VIEW {self.qualified(view.name)} COMMENT '{comment}' AS {query}")

@@ -108,6 +108,16 @@ def test_only_kept_unique_clean_scored_documents_are_seeds(lake):
     assert c["dropped_no_route"] == 1  # bucket 8 is in neither route
 
 
+def test_the_curated_view_holds_exactly_the_seeds_the_stage_read(lake, spark):
+    _, lake_, _, ids, _ = lake
+    assert "documents_curated" in lake_.register_views()
+    curated = {r.doc_id: r for r in spark.sql("SELECT * FROM documents_curated").collect()}
+    assert set(curated) == set(ids[5:14])
+    assert not any(r.refined for r in curated.values())
+    texts = {r.doc_id: r.text for r in lake_.read(DOCUMENTS.name).where(F.col("doc_id").isin(ids)).collect()}
+    assert all(curated[d].text == texts[d] for d in curated)  # no transformed_text upstream: the extracted text
+
+
 def test_styles_follow_the_quality_routes_and_the_seeded_mix(lake):
     config, lake_, _, _, buckets = lake
     for r in rows(lake_).values():
