@@ -10,8 +10,17 @@ STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 .PHONY: run test setup jars bench lint clean
 
-run: setup
+# `make run` installs only what the pipeline needs (no torch, datatrove or test tools); `make test` adds the rest.
+RUN_STAMP := $(VENV)/.installed-run
+
+run: $(RUN_STAMP) jars
 	$(VENV)/bin/refinery run
+
+$(RUN_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $(RUN_STAMP)
 
 test: setup
 	$(PY) -m pytest
