@@ -214,6 +214,53 @@ class RewriteConfig(_Section):
         return value
 
 
+class RefineDocConfig(_Section):
+    max_prompt_tokens: int = Field(2000, gt=0)  # the document is cut (in tokens) so the whole prompt fits (ProX: 2000)
+    max_output_tokens: int = Field(64, gt=0)
+    unparsed: Literal["keep", "drop"] = "keep"  # a doc program with no valid call (ProX keeps: it fails open)
+
+
+class RefineChunkConfig(_Section):
+    max_tokens: int = Field(1500, gt=0)  # numbered lines per chunk, in model tokens (ProX: 1500)
+    max_output_tokens: int = Field(256, gt=0)
+    max_rejected_lines: int | None = Field(2, ge=1)  # this many rejected lines keep the original text; null = off
+    min_kept_ratio: float = Field(0.05, ge=0, le=1)  # dropped when kept words / words <= this
+    min_kept_words: int = Field(10, ge=0)  # dropped when <= this many words are left
+
+
+class RefineParserConfig(_Section):
+    max_calls: int = Field(64, ge=1)
+    max_line_chars: int = Field(2000, ge=16)
+    max_string_chars: int = Field(1000, ge=1)
+
+
+class RefineConfig(_Section):
+    require: list[Literal["quality", "dedup", "decontaminate"]] = Field(
+        default_factory=lambda: ["quality", "dedup", "decontaminate"])
+    mode: Literal["prox", "teacher"] = "prox"  # prox: the ProX checkpoints' formats; teacher: our few-shot prompts
+    levels: list[Literal["doc", "chunk"]] = Field(default_factory=lambda: ["doc", "chunk"], min_length=1)
+    doc_model: str | None = None  # default: llm.model (ProX: gair-prox/web-doc-refining-lm)
+    chunk_model: str | None = None  # default: llm.model (ProX: gair-prox/web-chunk-refining-lm)
+    teacher_prompts: str | None = None  # default: the packaged conf/prompts/refine/teacher.yaml
+    temperature: float = Field(0.0, ge=0)  # ProX: greedy
+    top_p: float = Field(0.9, gt=0, le=1)
+    doc: RefineDocConfig = Field(default_factory=RefineDocConfig)
+    chunk: RefineChunkConfig = Field(default_factory=RefineChunkConfig)
+    parser: RefineParserConfig = Field(default_factory=RefineParserConfig)
+    max_seeds: int | None = Field(None, ge=1)
+    commit_every: int = Field(1024, ge=1)  # documents per MERGE
+    partitions: int | None = Field(None, ge=1)
+    retry_failed: bool = True
+    max_failed_fraction: float = Field(0.5, ge=0, le=1)
+
+    @field_validator("levels")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"levels must be distinct, got {value}")
+        return value
+
+
 class BenchmarkEntry(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
     path: str
@@ -231,6 +278,7 @@ class PipelineConfig(_Section):
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     llm: LlmConfig = Field(default_factory=LlmConfig)
     rewrite: RewriteConfig = Field(default_factory=RewriteConfig)
+    refine: RefineConfig = Field(default_factory=RefineConfig)
 
 
 def load_benchmarks(path: str | Path | None = None) -> list[BenchmarkEntry]:

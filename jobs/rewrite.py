@@ -16,7 +16,7 @@ from pyspark.sql.types import IntegerType, LongType, StringType, StructField, St
 from refinery.jobs.base import InputError, StageContext, StageFailed
 from refinery.jobs.config import ConfigError, LlmConfig, RewriteConfig
 from refinery.jobs.seeds import curated_documents
-from refinery.schemas.tables import CONTAMINATION, DOCUMENTS, DUPLICATES, QUALITY, SYNTHETIC
+from refinery.schemas.tables import CONTAMINATION, DOCUMENTS, DUPLICATES, QUALITY, REFINED, SYNTHETIC
 from refinery.udfs.llm import EngineLoadError, EngineSpec
 from refinery.udfs.rewrite import GenerateSettings, PlanSettings, generate_chunks, plan_chunks
 from refinery.udfs.styles import Style, StyleError, load_styles
@@ -52,7 +52,8 @@ def engine_spec(llm: LlmConfig) -> EngineSpec:
 
 class RewriteStage:
     name = "rewrite"
-    inputs = (DOCUMENTS.name, QUALITY.name, DUPLICATES.name, CONTAMINATION.name, SYNTHETIC.name)
+    # `refined` when it exists: its text replaces the document's, and documents it dropped are not seeds.
+    inputs = (DOCUMENTS.name, QUALITY.name, DUPLICATES.name, CONTAMINATION.name, REFINED.name, SYNTHETIC.name)
     outputs = (SYNTHETIC.name,)
 
     def execute(self, ctx: StageContext) -> None:

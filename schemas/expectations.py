@@ -12,6 +12,7 @@ from .tables import (
     INGEST_FILES,
     MINHASH_BANDS,
     QUALITY,
+    REFINED,
     RUNS,
     SYNTHETIC,
     TableSpec,
@@ -136,6 +137,34 @@ def synthetic_suite(gx, settings: dict) -> list:
     ]
 
 
+REFINE_STATUSES = ["kept", "refined", "dropped_doc", "dropped_unparsed", "dropped_mostly_removed",
+                   "dropped_too_few_words", "program_rejected"]
+
+
+def refined_suite(gx, settings: dict) -> list:
+    e = gx.expectations
+    spark = {"condition_parser": "spark"}
+    return [
+        *_shape(e, REFINED),
+        e.ExpectColumnValuesToMatchRegex(column="doc_id", regex=HEX128),
+        e.ExpectColumnValuesToMatchRegex(column="status", regex=r"^(" + "|".join(REFINE_STATUSES)
+                                         + r"|failed_[a-z_]+)$"),
+        e.ExpectColumnValuesToBeInSet(column="doc_decision", value_set=["keep", "drop", "unparsed"]),
+        e.ExpectColumnValuesToBeInSet(column="engine", value_set=["transformers", "vllm", "openai"]),
+        e.ExpectColumnValuesToMatchRegex(column="settings_hash", regex=HEX128),
+        *[e.ExpectColumnValuesToBeBetween(column=c, min_value=0) for c in (
+            "chunk_count", "lines_removed", "normalizations", "clipped_ranges", "rejected_lines", "duplicate_calls",
+            "prompt_tokens", "output_tokens")],
+        # The decision and the text agree: only a refined row has refined_text; dropped rows are not kept.
+        e.ExpectColumnValuesToNotBeNull(column="refined_text", row_condition='status == "refined"', **spark),
+        e.ExpectColumnValuesToBeNull(column="refined_text", row_condition='status != "refined"', **spark),
+        e.ExpectColumnPairValuesToBeInSet(column_A="status", column_B="keep", value_pairs_set=[
+            ("kept", True), ("refined", True), ("program_rejected", True), ("dropped_doc", False),
+            ("dropped_unparsed", False), ("dropped_mostly_removed", False), ("dropped_too_few_words", False),
+        ], row_condition='NOT status LIKE "failed_%"', **spark),
+    ]
+
+
 
 def _shape(e, spec: TableSpec) -> list:
     # Every table: exactly its declared columns, and a non-null unique key.
@@ -168,4 +197,5 @@ SUITES: dict[str, Callable] = {
     DUPLICATES.name: duplicates_suite,
     MINHASH_BANDS.name: minhash_bands_suite,
     SYNTHETIC.name: synthetic_suite,
+    REFINED.name: refined_suite,
 }

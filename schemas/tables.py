@@ -223,9 +223,58 @@ SYNTHETIC = TableSpec(
     ]),
 )
 
+_PROGRAM_CALL = StructType([
+    StructField("name", StringType(), False), StructField("line_start", IntegerType()),
+    StructField("line_end", IntegerType()), StructField("source_str", StringType()),
+    StructField("target_str", StringType()), StructField("all_lines", BooleanType(), False),
+])
+_REJECTED_LINE = StructType([StructField("line", StringType(), False), StructField("reason", StringType(), False)])
+_CHUNK_PROGRAM = StructType([
+    _f("chunk_index", IntegerType(), False), _f("first_line", IntegerType(), False, "0-based, document-global"),
+    _f("last_line", IntegerType(), False, "inclusive"), _f("tokens", IntegerType(), False),
+    _f("program", StringType(), comment="the model's output as generated; null when not generated"),
+    _f("calls", ArrayType(_PROGRAM_CALL, False), False, "parsed, deduplicated, clipped to the chunk, in order"),
+    _f("rejected", ArrayType(_REJECTED_LINE, False), False, "program lines not executed, with the reason"),
+    _f("status", StringType(), False, "ok | partial | unparsed | empty | skipped_too_long | failed_<reason>"),
+    _f("finish_reason", StringType(), comment="stop | length | error"),
+])
+
+REFINED = TableSpec(
+    name="refined",
+    key=("doc_id",),
+    description="ProX refinement per curated document: doc and chunk programs, parsed calls, refined text, keep.",
+    schema=StructType([
+        _f("doc_id", StringType(), False),
+        _f("keep", BooleanType(), False, "false = dropped (doc program or too little left); later stages skip it"),
+        _f("status", StringType(), False, "kept | refined | dropped_<reason> | program_rejected | failed_<reason>"),
+        _f("refined_text", StringType(), comment="the text after the chunk programs; null = unchanged or dropped"),
+        _f("doc_decision", StringType(), comment="keep | drop | unparsed; null when the doc level is off or failed"),
+        _f("doc_program", StringType(), comment="the doc-level output as generated"),
+        _f("doc_truncated", BooleanType(), False, "the document was cut to fit refine.doc.max_prompt_tokens"),
+        _f("chunk_count", IntegerType(), False, "chunks of numbered lines (0 when dropped at doc level)"),
+        _f("chunk_programs", ArrayType(_CHUNK_PROGRAM, False), False),
+        _f("lines_removed", IntegerType(), False),
+        _f("chars_removed", LongType(), False, "net: len(text) - len(refined text)"),
+        _f("normalizations", IntegerType(), False, "replacements made by normalize()"),
+        _f("clipped_ranges", IntegerType(), False, "remove_lines ranges cut back to their chunk"),
+        _f("rejected_lines", IntegerType(), False, "program lines rejected (not counting a truncated last line)"),
+        _f("duplicate_calls", IntegerType(), False, "repeated identical calls, applied once"),
+        _f("doc_model", StringType(), comment="null when the doc level is off"),
+        _f("chunk_model", StringType(), comment="null when the chunk level is off"),
+        _f("engine", StringType(), False, "transformers | vllm | openai"),
+        _f("prompt_version", StringType(), False, "prox | teacher_v<N>"),
+        _f("prompt_tokens", LongType(), False),
+        _f("output_tokens", LongType(), False),
+        _f("error", StringType(), comment="engine error of a failed row"),
+        _f("generation_ms", LongType(), comment="this document's share of its slice's wall time"),
+        _f("settings_hash", StringType(), False, "models, mode, prompts, levels, limits and thresholds the row used"),
+        _f("run_id", StringType(), False),
+    ]),
+)
+
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (RUNS, INGEST_FILES, DOCUMENTS, CONTAMINATION, CONTAMINATION_MATCHES, QUALITY, DUPLICATES,
                  MINHASH_BANDS,
-                 SYNTHETIC)
+                 SYNTHETIC, REFINED)
 }

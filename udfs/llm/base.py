@@ -51,6 +51,9 @@ class EngineSpec:
     concurrency: int = 8
     max_retries: int = 4
     backoff_s: float = 1.0
+    # chat: the tokenizer's own chat template (openai: /chat/completions); llama2: the Llama-2 chat layout built
+    # locally (openai: /completions with the prompt's token ids), for checkpoints trained on it (ProX)
+    prompt_template: str = "chat"
 
 
 class Engine(Protocol):

@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 
 from .base import EngineSpec, Generation, Messages, Sampling, counter_of, failed, load_tokenizer, with_row_fallback
+from .templates import render_ids
 
 _DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 
@@ -33,8 +34,7 @@ class TransformersEngine:
         self.count_tokens = counter_of(self.tokenizer)
 
     def render(self, messages: Messages) -> list[int]:
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return render_ids(self.tokenizer, messages, self.spec.prompt_template)
 
     def generate(self, prompts: Sequence[Messages], sampling: Sampling) -> list[Generation]:
         ids = [self.render(m) for m in prompts]

@@ -1,5 +1,6 @@
 """OpenAI-compatible HTTP engine (`vllm serve` beside each executor, or any endpoint): POST /chat/completions
-with bounded concurrency, per-request timeouts and retries with exponential backoff."""
+(or /completions with token ids for a locally built prompt layout) with bounded concurrency, per-request timeouts
+and retries with exponential backoff."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from .base import EngineLoadError, EngineSpec, Generation, Messages, Sampling, counter_of, failed, load_tokenizer
+from .templates import render_ids
 
 _RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 _MAX_BACKOFF_S = 30.0
@@ -23,10 +25,13 @@ class OpenAIEngine:
 
     def __init__(self, spec: EngineSpec, check_server: bool = True):
         self.spec = spec
-        self.url = spec.base_url.rstrip("/") + "/chat/completions"
+        # A locally built layout goes to /completions as token ids, so the server sees exactly the prompt we sized.
+        self.raw = spec.prompt_template != "chat"
+        self.url = spec.base_url.rstrip("/") + ("/completions" if self.raw else "/chat/completions")
         key = os.environ.get(spec.api_key_env)
         self.headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self.count_tokens = counter_of(load_tokenizer(spec))
+        self.tokenizer = load_tokenizer(spec)
+        self.count_tokens = counter_of(self.tokenizer)
         self._local = threading.local()
         if check_server:
             self._check(spec)
@@ -50,8 +55,12 @@ class OpenAIEngine:
         return self._local.session
 
     def _one(self, messages: Messages, sampling: Sampling) -> Generation:
-        body = {"model": self.spec.model, "messages": messages, "max_tokens": sampling.max_tokens,
+        body = {"model": self.spec.model, "max_tokens": sampling.max_tokens,
                 "temperature": sampling.temperature, "top_p": sampling.top_p, "seed": sampling.seed}
+        if self.raw:
+            body["prompt"] = render_ids(self.tokenizer, messages, self.spec.prompt_template)
+        else:
+            body["messages"] = messages
         last, retry_after = "engine_error: no attempt made", None
         for attempt in range(self.spec.max_retries + 1):
             if attempt:
@@ -66,7 +75,7 @@ class OpenAIEngine:
                 last, retry_after = f"engine_error: {type(err).__name__}: {str(err)[:200]}", None
                 continue
             if response.status_code == 200:
-                return _parse(response.json())
+                return _parse(response.json(), self.raw)
             detail = response.text[:300]
             if response.status_code == 400 and "context length" in detail.lower():
                 return failed("too_long")
@@ -83,12 +92,13 @@ class OpenAIEngine:
         return min(self.spec.backoff_s * 2 ** (attempt - 1) * (0.5 + random.random()), _MAX_BACKOFF_S)
 
 
-def _parse(payload: dict) -> Generation:
+def _parse(payload: dict, completion: bool = False) -> Generation:
     try:
         choice = payload["choices"][0]
         usage = payload.get("usage") or {}
         finish = choice.get("finish_reason") or "stop"
-        return Generation(choice["message"]["content"] or "", usage.get("prompt_tokens"),
+        text = choice["text"] if completion else choice["message"]["content"]
+        return Generation(text or "", usage.get("prompt_tokens"),
                           usage.get("completion_tokens"), "length" if finish == "length" else "stop")
     except (KeyError, IndexError, TypeError) as err:
         return failed(f"engine_error: malformed response ({type(err).__name__}: {err})")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .base import EngineSpec, Generation, Messages, Sampling, counter_of, failed, with_row_fallback
+from .templates import render_ids
 
 
 class VllmEngine:
@@ -25,8 +26,7 @@ class VllmEngine:
         from vllm import SamplingParams
 
         # The chat template is applied here (not by llm.chat) so an over-long prompt is a row outcome.
-        ids = [self.tokenizer.apply_chat_template(m, tokenize=True, add_generation_prompt=True) for m in prompts]
-        ids = [list(getattr(i, "input_ids", i)) for i in ids]
+        ids = [render_ids(self.tokenizer, m, self.spec.prompt_template) for m in prompts]
         results = {i: failed("too_long", len(row)) for i, row in enumerate(ids) if len(row) >= self.spec.max_model_len}
         fits = [i for i in range(len(ids)) if i not in results]
 
