@@ -119,6 +119,8 @@ def parse_call(line: str, level: str, limits: ProgramLimits) -> Call:
     for keyword in node.keywords:
         if keyword.arg is None:  # **mapping
             raise _Reject("non_literal_argument")
+        if keyword.arg in kwargs:  # ast accepts a repeated keyword; only compiling would refuse it
+            raise _Reject("bad_arguments")
         kwargs[keyword.arg] = _literal(keyword.value, limits)
     if name == "remove_lines":
         return _remove_lines(args, kwargs, limits)
