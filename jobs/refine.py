@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 import xxhash
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import LongType, StringType, StructField, StructType
+from pyspark.sql.types import LongType, MapType, StringType, StructField, StructType
 
 from refinery.jobs.base import StageContext, StageFailed
 from refinery.jobs.config import ConfigError, LlmConfig, RefineConfig
@@ -36,6 +36,7 @@ log = logging.getLogger("refinery")
 _OUTPUT_ONLY = ("doc_model", "chunk_model", "engine", "prompt_version", "settings_hash", "run_id")
 _ROWS = StructType([
     *[f for f in REFINED.schema.fields if f.name not in _OUTPUT_ONLY],
+    StructField("counters", MapType(StringType(), LongType()), False),
     StructField("worker", StringType(), False), StructField("task_id", LongType(), False),
     StructField("engine_loads", LongType(), False),
 ])
@@ -148,23 +149,11 @@ class RefineStage:
 def _count(ctx: StageContext, refined: DataFrame, workers: dict[str, Counter]) -> int:
     """Ledger counters of one group: document outcomes, doc decisions, chunk outcomes, calls, rejection reasons."""
     failed = 0
-    for row in refined.groupBy("status").count().collect():
-        ctx.count(f"refine_{row.status}" if not row.status.startswith("failed_") else row.status, row["count"])
-        failed += row["count"] if row.status.startswith("failed_") else 0
-    for row in refined.where(F.col("doc_decision").isNotNull()).groupBy("doc_decision").count().collect():
-        ctx.count(f"doc_{row.doc_decision}", row["count"])
-    totals = refined.agg(*[F.sum(c).alias(c) for c in (
-        "lines_removed", "chars_removed", "normalizations", "clipped_ranges", "rejected_lines", "duplicate_calls",
-        "chunk_count")], F.sum(F.col("doc_truncated").cast("int")).alias("doc_truncated")).first()
-    for name, value in totals.asDict().items():
-        ctx.count(name, value or 0)
-    chunks = refined.select(F.explode("chunk_programs").alias("c"))
-    for row in chunks.groupBy("c.status").count().collect():
-        ctx.count(f"chunk_{row.status}", row["count"])
-    for row in chunks.select(F.explode("c.calls.name").alias("n")).groupBy("n").count().collect():
-        ctx.count(f"calls_{row.n}", row["count"])
-    for row in chunks.select(F.explode("c.rejected.reason").alias("r")).groupBy("r").count().collect():
-        ctx.count(f"rejected_{row.r}", row["count"])
+    # One aggregate over the per-row counter maps (the UDF computed them), not one Spark job per counter family.
+    totals = refined.select(F.explode("counters").alias("name", "n")).groupBy("name").agg(F.sum("n").alias("n"))
+    for row in totals.collect():
+        ctx.count(row["name"], row["n"])
+        failed += row["n"] if row["name"].startswith("failed_") else 0
     per_worker = refined.groupBy("worker").agg(
         F.sum("prompt_tokens").alias("prompt_tokens"), F.sum("output_tokens").alias("output_tokens"),
         F.sum("generation_ms").alias("generation_ms"), F.max("engine_loads").alias("engine_loads"),

@@ -223,19 +223,20 @@ SYNTHETIC = TableSpec(
     ]),
 )
 
+# Nested fields are all nullable: Delta refuses NOT NULL inside arrays (the suite checks what matters).
 _PROGRAM_CALL = StructType([
-    StructField("name", StringType(), False), StructField("line_start", IntegerType()),
+    StructField("name", StringType()), StructField("line_start", IntegerType()),
     StructField("line_end", IntegerType()), StructField("source_str", StringType()),
-    StructField("target_str", StringType()), StructField("all_lines", BooleanType(), False),
+    StructField("target_str", StringType()), StructField("all_lines", BooleanType()),
 ])
-_REJECTED_LINE = StructType([StructField("line", StringType(), False), StructField("reason", StringType(), False)])
+_REJECTED_LINE = StructType([StructField("line", StringType()), StructField("reason", StringType())])
 _CHUNK_PROGRAM = StructType([
-    _f("chunk_index", IntegerType(), False), _f("first_line", IntegerType(), False, "0-based, document-global"),
-    _f("last_line", IntegerType(), False, "inclusive"), _f("tokens", IntegerType(), False),
+    _f("chunk_index", IntegerType()), _f("first_line", IntegerType(), comment="0-based, document-global"),
+    _f("last_line", IntegerType(), comment="inclusive"), _f("tokens", IntegerType()),
     _f("program", StringType(), comment="the model's output as generated; null when not generated"),
-    _f("calls", ArrayType(_PROGRAM_CALL, False), False, "parsed, deduplicated, clipped to the chunk, in order"),
-    _f("rejected", ArrayType(_REJECTED_LINE, False), False, "program lines not executed, with the reason"),
-    _f("status", StringType(), False, "ok | partial | unparsed | empty | skipped_too_long | failed_<reason>"),
+    _f("calls", ArrayType(_PROGRAM_CALL), comment="parsed, deduplicated, clipped to the chunk, in order"),
+    _f("rejected", ArrayType(_REJECTED_LINE), comment="program lines not executed, with the reason"),
+    _f("status", StringType(), comment="ok | partial | unparsed | empty | skipped_too_long | failed_<reason>"),
     _f("finish_reason", StringType(), comment="stop | length | error"),
 ])
 
@@ -252,7 +253,7 @@ REFINED = TableSpec(
         _f("doc_program", StringType(), comment="the doc-level output as generated"),
         _f("doc_truncated", BooleanType(), False, "the document was cut to fit refine.doc.max_prompt_tokens"),
         _f("chunk_count", IntegerType(), False, "chunks of numbered lines (0 when dropped at doc level)"),
-        _f("chunk_programs", ArrayType(_CHUNK_PROGRAM, False), False),
+        _f("chunk_programs", ArrayType(_CHUNK_PROGRAM), False),
         _f("lines_removed", IntegerType(), False),
         _f("chars_removed", LongType(), False, "net: len(text) - len(refined text)"),
         _f("normalizations", IntegerType(), False, "replacements made by normalize()"),

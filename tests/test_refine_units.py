@@ -7,6 +7,8 @@ from __future__ import annotations
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from refinery.udfs.llm import EngineSpec, Sampling
 from refinery.udfs.llm.templates import llama2_prompt
@@ -82,6 +84,47 @@ def test_documents_left_with_too_little_are_dropped_by_ratio_then_by_word_count(
 def test_an_empty_document_is_dropped_not_divided_by_zero():
     assert run("", {(0, 0): "keep_chunk()"})[0].status == "dropped_too_few_words"
     assert run("  \n \t", {(0, 1): "remove_lines(0, 0)"})[0].status == "dropped_too_few_words"
+
+
+_lines = st.lists(st.text(alphabet=st.sampled_from(list("ab  \t.")), max_size=12), min_size=1, max_size=12)
+_calls = st.lists(st.one_of(
+    st.tuples(st.integers(0, 12), st.integers(0, 4)).map(lambda p: f"remove_lines({p[0]}, {p[0] + p[1]})"),
+    st.sampled_from(['normalize("a", "")', 'normalize("a b", "b")', 'normalize(".", " . x ")', "keep_chunk()",
+                     'normalize("b", "")'])), max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=_lines, calls=_calls, ratio=st.sampled_from([0.0, 0.05, 0.3, 0.5, 0.9, 1.0]),
+       min_words=st.integers(0, 12))
+def test_the_bounded_word_rule_decides_as_prox_counting_every_word(lines, calls, ratio, min_words):
+    text = "\n".join(lines)
+    rules = ChunkRules(max_rejected_lines=None, min_kept_ratio=ratio, min_kept_words=min_words)
+    outcome, _ = run(text, {(0, len(lines) - 1): "\n".join(calls)}, rules)
+    refined = "\n".join(  # the naive execution, then ProX's rule counting every word of both texts
+        line for i, line in enumerate(_naive(lines, calls)) if i not in _naive_removed(calls, len(lines)))
+    words, kept = len(text.split()), len(refined.split())
+    if words and kept / words <= ratio:
+        assert outcome.status == "dropped_mostly_removed"
+    elif kept <= min_words:
+        assert outcome.status == "dropped_too_few_words"
+    else:
+        assert outcome.keep and (outcome.refined_text or text) == refined
+
+
+def _naive(lines: list[str], calls: list[str]) -> list[str]:
+    out = list(lines)
+    for c in parse_program("\n".join(calls), "chunk").calls:  # parsed: repeated calls apply once
+        if c.name == "normalize":
+            out = [line.replace(c.source_str, c.target_str) for line in out]
+    return out
+
+
+def _naive_removed(calls: list[str], n: int) -> set[int]:
+    gone = set()
+    for c in parse_program("\n".join(calls), "chunk").calls:
+        if c.name == "remove_lines":
+            gone |= set(range(c.line_start, min(c.line_end, n - 1) + 1))
+    return gone
 
 
 def test_two_rejected_lines_keep_the_original_text_as_prox_does():

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import compress
 from typing import NamedTuple
 
 from .prox_program import Call, Program, Rejected
+
+_INVERT = bytes([1, 0]) + bytes(254)  # removed-line mask -> kept-line mask
 
 CountTokens = Callable[[list[str]], list[int]]
 
@@ -103,6 +106,7 @@ def apply_programs(text: str, scoped: Sequence[tuple[int, int, Scoped]], rules: 
         return Outcome(True, "program_rejected", None, 0, 0, 0)
     lines = text.split("\n")
     removed = bytearray(len(lines))
+    before: dict[int, int] = {}  # words of each normalized line before its first replacement
     normalizations = 0
     for first, last, chunk in scoped:
         last = min(last, len(lines) - 1)
@@ -111,21 +115,47 @@ def apply_programs(text: str, scoped: Sequence[tuple[int, int, Scoped]], rules: 
                 for i in range(first, last + 1):
                     hits = lines[i].count(call.source_str)
                     if hits:
+                        before.setdefault(i, len(lines[i].split()))
                         lines[i] = lines[i].replace(call.source_str, call.target_str)
                         normalizations += hits
             elif call.name == "remove_lines":
                 start, end = (first, last) if call.all_lines else (call.line_start, min(call.line_end, last))
                 removed[start : end + 1] = b"\x01" * (end + 1 - start)
-    kept = [line for line, gone in zip(lines, removed, strict=True) if not gone]
-    refined = "\n".join(kept)
-    lines_removed = len(lines) - len(kept)
+    lines_removed = removed.count(1)
+    if normalizations or lines_removed:
+        refined = "\n".join(compress(lines, removed.translate(_INVERT)))
+    else:
+        refined = text
     chars_removed = len(text) - len(refined)
-    original_words, kept_words = len(text.split()), len(refined.split())
-    # An empty or whitespace-only text has no ratio (the reference divides by zero here): it is too short.
-    if original_words and kept_words / original_words <= rules.min_kept_ratio:
-        return Outcome(False, "dropped_mostly_removed", None, lines_removed, chars_removed, normalizations)
-    if kept_words <= rules.min_kept_words:
-        return Outcome(False, "dropped_too_few_words", None, lines_removed, chars_removed, normalizations)
+    status = _word_rule(lines, removed, before, refined, rules)
+    if status is not None:
+        return Outcome(False, status, None, lines_removed, chars_removed, normalizations)
     if refined == text:
         return Outcome(True, "kept", None, lines_removed, chars_removed, normalizations)
     return Outcome(True, "refined", refined, lines_removed, chars_removed, normalizations)
+
+
+def _word_rule(lines: list[str], removed: bytearray, before: dict[int, int], refined: str,
+               rules: ChunkRules) -> str | None:
+    """ProX's decision on words (`split()`): dropped_mostly_removed when kept / original <= min_kept_ratio,
+    dropped_too_few_words when kept <= min_kept_words, else None.
+
+    Counting every word of both texts would be most of the stage's CPU time; instead only the edited lines are
+    counted, and the refined text's words only up to the bound that could still trigger a rule."""
+    removed_words = sum(before.get(i, len(lines[i].split())) for i, gone in enumerate(removed) if gone) \
+        if removed.count(1) else 0
+    delta = sum(len(lines[i].split()) - words for i, words in before.items() if not removed[i])
+    ratio = rules.min_kept_ratio
+    if ratio >= 1:
+        cap = len(refined)  # every word: the rule keeps nothing but empty texts
+    else:
+        # kept / (kept - delta + removed_words) <= ratio  <=>  kept <= ratio * (removed_words - delta) / (1 - ratio)
+        cap = max(rules.min_kept_words, int(ratio * max(removed_words - delta, 0) / (1 - ratio)) + 1)
+    pieces = refined.split(None, cap)
+    if len(pieces) > cap:
+        return None  # more words than either rule could drop
+    kept = len(pieces)
+    original = kept - delta + removed_words  # exact: the unedited lines are the same words in both texts
+    if original and kept / original <= ratio:
+        return "dropped_mostly_removed"
+    return "dropped_too_few_words" if kept <= rules.min_kept_words else None

@@ -7,6 +7,7 @@ style (escapes decoded), and calls may be positional or keyword."""
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -15,6 +16,20 @@ CHUNK_FUNCTIONS = ("remove_lines", "normalize", "keep_chunk", "untouch_doc")
 # Rejections that are not the model's error (the output was cut at max_tokens): kept out of the error budget.
 NOT_ERRORS = ("truncated_output",)
 _SHOWN_CHARS = 200  # a rejected line is stored up to this many characters
+# Fast path for the forms models write most (a strict subset of what `ast` accepts, with the same result; a test
+# checks the two agree): a bare call, or remove_lines with two plain ints, both positional or both keywords.
+_WS = r"[ \t]*"  # only what Python's tokenizer takes between tokens (\s would also match U+00A0, U+2028 ...)
+_INT = r"(0|[1-9][0-9]{0,8})"
+_BARE = re.compile(rf"(keep_doc|drop_doc|keep_chunk|untouch_doc)\({_WS}\)")
+_RANGE = re.compile(rf"remove_lines\({_WS}(?:{_INT}{_WS},{_WS}{_INT}|(?:line_)?start{_WS}={_WS}{_INT}{_WS},{_WS}"
+                    rf"(?:line_)?end{_WS}={_WS}{_INT}){_WS}(?:,{_WS})?\)")
+# normalize with quoted strings free of backslashes and control characters (anything else goes to `ast`)
+_STR = r"""(?:"([^"\\\x00-\x1f\x7f\ud800-\udfff]*)"|'([^'\\\x00-\x1f\x7f\ud800-\udfff]*)')"""
+_SOURCE, _TARGET = rf"(?:source_str|source){_WS}={_WS}", rf"(?:target_str|target){_WS}={_WS}"
+_NORMALIZE = (  # positional source (target positional or keyword), or keyword source (target keyword only)
+    re.compile(rf"normalize\({_WS}{_STR}(?:{_WS},{_WS}(?:{_TARGET})?{_STR})?{_WS}(?:,{_WS})?\)"),
+    re.compile(rf"normalize\({_WS}{_SOURCE}{_STR}(?:{_WS},{_WS}{_TARGET}{_STR})?{_WS}(?:,{_WS})?\)"),
+)
 
 
 @dataclass(frozen=True)
@@ -99,6 +114,24 @@ def parse_program(text: str | None, level: str, limits: ProgramLimits = ProgramL
 
 def parse_call(line: str, level: str, limits: ProgramLimits) -> Call:
     """One line -> one Call, or _Reject(reason)."""
+    bare = _BARE.fullmatch(line)
+    if bare and (bare.group(1) in DOC_FUNCTIONS) == (level == "doc"):
+        return Call(bare.group(1))
+    plain = _RANGE.fullmatch(line) if level != "doc" else None
+    if plain:
+        start, end = (_check_int(int(g), limits) for g in plain.groups() if g is not None)
+        return _remove_lines([start, end], {}, limits)
+    quoted = next((m for p in _NORMALIZE if (m := p.fullmatch(line))), None) if level != "doc" else None
+    if quoted:
+        source = quoted.group(1) if quoted.group(1) is not None else quoted.group(2)
+        target = quoted.group(3) if quoted.group(3) is not None else quoted.group(4)
+        if max(len(source), len(target or "")) > limits.max_string_chars:
+            raise _Reject("string_too_long")
+        return _normalize([source] + ([target] if target is not None else []), {})
+    return _parse_ast(line, level, limits)
+
+
+def _parse_ast(line: str, level: str, limits: ProgramLimits) -> Call:
     try:
         tree = ast.parse(line, mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):

@@ -25,7 +25,9 @@ PROX_SYSTEM = "You are a helpful, respectful and honest assistant."
 ROW_COLUMNS = ["doc_id", "keep", "status", "refined_text", "doc_decision", "doc_program", "doc_truncated",
                "chunk_count", "chunk_programs", "lines_removed", "chars_removed", "normalizations", "clipped_ranges",
                "rejected_lines", "duplicate_calls", "prompt_tokens", "output_tokens", "error", "generation_ms",
-               "worker", "task_id", "engine_loads"]
+               "counters", "worker", "task_id", "engine_loads"]
+_SUMMED = ("lines_removed", "chars_removed", "normalizations", "clipped_ranges", "rejected_lines", "duplicate_calls",
+           "chunk_count")
 
 
 class PromptError(ValueError):
@@ -141,6 +143,7 @@ def refine_documents(frames: Iterator[pd.DataFrame], settings: RefineSettings) -
             rows += refine_slice(list(part["doc_id"]), [t or "" for t in part["text"]], settings)
         if rows:
             out = pd.DataFrame(rows)
+            out["counters"] = [row_counters(r) for r in rows]
             out["worker"], out["task_id"] = worker, task_id
             out["engine_loads"] = sum(load_counts().values())
             yield out[ROW_COLUMNS]
@@ -181,6 +184,23 @@ def refine_slice(doc_ids: Sequence[str], texts: Sequence[str], settings: RefineS
         row = refine_document(texts[i], doc_gens[i], doc_programs[i], chunked[i], chunk_gens[i], settings)
         rows.append({"doc_id": doc_id, "doc_truncated": truncated[i], "generation_ms": share_ms, **row})
     return rows
+
+
+def row_counters(row: dict) -> dict[str, int]:
+    """The ledger counters one row contributes (summed by the job in one aggregate): outcome, doc decision,
+    chunk outcomes, calls by name, rejections by reason, and the edit totals."""
+    status = row["status"]
+    counts = {status if status.startswith("failed_") else f"refine_{status}": 1}
+    if row["doc_decision"] is not None:
+        counts[f"doc_{row['doc_decision']}"] = 1
+    counts["doc_truncated"] = int(bool(row.get("doc_truncated")))
+    for name in _SUMMED:
+        counts[name] = int(row[name])
+    for chunk in row["chunk_programs"]:
+        for key in (f"chunk_{chunk['status']}", *(f"calls_{c['name']}" for c in chunk["calls"]),
+                    *(f"rejected_{r['reason']}" for r in chunk["rejected"])):
+            counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def _parse(gen: Generation | None, level: str, limits: ProgramLimits) -> Program | None:
