@@ -257,3 +257,29 @@ def test_the_tiny_models_garbage_becomes_counted_outcomes_not_errors(tiny_model)
                                             for r in c["rejected"])
         assert row["prompt_tokens"] > 0 and row["output_tokens"] > 0
     assert any(row["doc_truncated"] for row in rows) or max(len(t) for t in texts) < 400
+
+
+def test_refine_settings_pick_the_layout_models_and_prompts_from_config(tmp_path):
+    from refinery.jobs.config import ConfigError, load_config
+    from refinery.jobs.refine import refine_settings, settings_hash
+
+    prox = load_config(overrides=["llm.model=/m/chunk", "llm.model_name=chunky", "refine.doc_model=/m/doc"],
+                       environ={})
+    settings, labels = refine_settings(prox.refine, prox.llm)
+    assert settings.doc_spec.model == "/m/doc" and settings.chunk_spec.model == "/m/chunk"
+    assert settings.doc_spec.prompt_template == "llama2" and labels == {"doc": "/m/doc", "chunk": "chunky"}
+    assert settings.doc_sampling.max_tokens == 64 and settings.chunk_sampling.temperature == 0.0
+    teacher = load_config(overrides=["llm.model=/m/instruct", "refine.mode=teacher", "refine.levels=[chunk]"],
+                          environ={})
+    t_settings, t_labels = refine_settings(teacher.refine, teacher.llm)
+    assert t_settings.doc_spec is None and t_settings.chunk_spec.prompt_template == "chat"
+    assert t_settings.prompts.version == "teacher_v1" and t_labels["doc"] is None
+    assert settings_hash(settings, labels) != settings_hash(t_settings, t_labels)
+    with pytest.raises(ConfigError, match=r"llm.model: not set.*refine stage"):
+        refine_settings(load_config(environ={}).refine, load_config(environ={}).llm)
+    bad = load_config(overrides=["llm.model=/m", "refine.mode=teacher", f"refine.teacher_prompts={tmp_path}/x.yaml"],
+                      environ={})
+    with pytest.raises(ConfigError, match=r"refine.teacher_prompts: .*x.yaml: not found"):
+        refine_settings(bad.refine, bad.llm)
+    with pytest.raises(ConfigError, match=r"refine.levels"):
+        load_config(overrides=["refine.levels=[doc, doc]"], environ={})

@@ -120,7 +120,9 @@ def parse_call(line: str, level: str, limits: ProgramLimits) -> Call:
     plain = _RANGE.fullmatch(line) if level != "doc" else None
     if plain:
         start, end = (_check_int(int(g), limits) for g in plain.groups() if g is not None)
-        return _remove_lines([start, end], {}, limits)
+        if end < start:
+            raise _Reject("bad_range")
+        return Call("remove_lines", line_start=start, line_end=end)
     quoted = next((m for p in _NORMALIZE if (m := p.fullmatch(line))), None) if level != "doc" else None
     if quoted:
         source = quoted.group(1) if quoted.group(1) is not None else quoted.group(2)
