@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import NamedTuple
 
 DOC_FUNCTIONS = ("drop_doc", "keep_doc")
@@ -16,6 +17,7 @@ CHUNK_FUNCTIONS = ("remove_lines", "normalize", "keep_chunk", "untouch_doc")
 # Rejections that are not the model's error (the output was cut at max_tokens): kept out of the error budget.
 NOT_ERRORS = ("truncated_output",)
 _SHOWN_CHARS = 200  # a rejected line is stored up to this many characters
+_CACHED_CHARS = 256  # programs up to this long are memoised per process
 # Fast path for the forms models write most (a strict subset of what `ast` accepts, with the same result; a test
 # checks the two agree): a bare call, or remove_lines with two plain ints, both positional or both keywords.
 _WS = r"[ \t]*"  # only what Python's tokenizer takes between tokens (\s would also match U+00A0, U+2028 ...)
@@ -83,14 +85,26 @@ def parse_program(text: str | None, level: str, limits: ProgramLimits = ProgramL
     """Parse a doc-level (`level="doc"`) or chunk-level program. Never raises; time is bounded by the line limits.
 
     With `truncated` (the output hit max_tokens), the last line is incomplete and rejected as truncated_output."""
-    lines = (text or "").split("\n")
+    text = text or ""
+    if len(text) <= _CACHED_CHARS:  # most outputs are a few short, often identical programs (keep_doc(), ...)
+        return _parse_short(text, level, limits, truncated)
+    return _parse_lines(text, level, limits, truncated)
+
+
+@lru_cache(maxsize=8192)
+def _parse_short(text: str, level: str, limits: ProgramLimits, truncated: bool) -> Program:
+    return _parse_lines(text, level, limits, truncated)  # Program is immutable: safe to share
+
+
+def _parse_lines(text: str, level: str, limits: ProgramLimits, truncated: bool) -> Program:
+    lines = text.split("\n")
     calls: list[Call] = []
     rejected: list[Rejected] = []
     seen: set[Call] = set()
     duplicates = 0
     for number, raw in enumerate(lines):
         line = raw.strip()
-        if not line or line.startswith(("#", "```")):
+        if not line or line[0] == "#" or line.startswith("```"):
             continue
         if truncated and number == len(lines) - 1:
             rejected.append(Rejected(line[:_SHOWN_CHARS], "truncated_output"))

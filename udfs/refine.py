@@ -18,7 +18,7 @@ from .llm import EngineSpec, Generation, Sampling, get_engine, load_counts
 from .llm.base import Messages, counter_of, load_tokenizer
 from .llm.templates import render_ids
 from .prox_execute import Chunk, ChunkRules, apply_programs, doc_decision, scope_calls, split_chunks
-from .prox_program import NOT_ERRORS, Program, ProgramLimits, parse_program
+from .prox_program import NOT_ERRORS, Call, Program, ProgramLimits, parse_program
 
 # The system turn ProX's released scripts send to both refining models.
 PROX_SYSTEM = "You are a helpful, respectful and honest assistant."
@@ -26,6 +26,7 @@ ROW_COLUMNS = ["doc_id", "keep", "status", "refined_text", "doc_decision", "doc_
                "chunk_count", "chunk_programs", "lines_removed", "chars_removed", "normalizations", "clipped_ranges",
                "rejected_lines", "duplicate_calls", "prompt_tokens", "output_tokens", "error", "generation_ms",
                "counters", "worker", "task_id", "engine_loads"]
+_CALL_FIELDS = Call._fields
 _SUMMED = ("lines_removed", "chars_removed", "normalizations", "clipped_ranges", "rejected_lines", "duplicate_calls",
            "chunk_count")
 
@@ -255,9 +256,10 @@ def refine_document(text: str, doc_gen: Generation | None, doc_program: Program 
         return {**row, "keep": True, "status": _failed(failure), "error": failure.error}
     # The error budget counts chunk programs only (as ProX, whose doc stage has no notion of a bad line).
     outcome = apply_programs(text, scoped, settings.rules, chunk_errors)
-    return {**row, "keep": outcome.keep, "status": outcome.status, "refined_text": outcome.refined_text,
-            "lines_removed": outcome.lines_removed, "chars_removed": outcome.chars_removed,
-            "normalizations": outcome.normalizations}
+    row.update(keep=outcome.keep, status=outcome.status, refined_text=outcome.refined_text,
+               lines_removed=outcome.lines_removed, chars_removed=outcome.chars_removed,
+               normalizations=outcome.normalizations)
+    return row
 
 
 def _chunk_record(chunk: Chunk, gen: Generation | None, limits: ProgramLimits):
@@ -272,8 +274,8 @@ def _chunk_record(chunk: Chunk, gen: Generation | None, limits: ProgramLimits):
     program = parse_program(gen.text, "chunk", limits, truncated=gen.finish_reason == "length")
     part = scope_calls(program, chunk.first_line, chunk.last_line)
     rejected = [*program.rejected, *part.rejected]
-    record["calls"] = [c._asdict() for c in part.calls]
-    record["rejected"] = [r._asdict() for r in rejected]
+    record["calls"] = [dict(zip(_CALL_FIELDS, c, strict=True)) for c in part.calls]
+    record["rejected"] = [{"line": r.line, "reason": r.reason} for r in rejected]
     record["_duplicates"] = program.duplicates
     if not part.calls and not rejected:
         record["status"] = "empty"
