@@ -168,8 +168,8 @@ class RewriteStage:
         for worker, stats in sorted(workers.items()):
             rate = stats["output_tokens"] / max(stats["generation_ms"] / 1000, 1e-9)
             rates.append(rate)
-            log.info("rewrite worker %s: %d tasks, %d engine load(s), %d prompt + %d output tokens, %.1f output "
-                     "tokens/s", worker, stats["tasks"], stats["engine_loads"], stats["prompt_tokens"],
+            log.info("%s worker %s: %d tasks, %d engine load(s), %d prompt + %d output tokens, %.1f output "
+                     "tokens/s", ctx.run.stage, worker, stats["tasks"], stats["engine_loads"], stats["prompt_tokens"],
                      stats["output_tokens"], rate)
         ctx.count("output_tokens_per_s_per_worker", round(sum(rates) / max(len(rates), 1)))
 

@@ -283,3 +283,29 @@ def test_refine_settings_pick_the_layout_models_and_prompts_from_config(tmp_path
         refine_settings(bad.refine, bad.llm)
     with pytest.raises(ConfigError, match=r"refine.levels"):
         load_config(overrides=["refine.levels=[doc, doc]"], environ={})
+
+
+def test_teacher_mode_sends_our_few_shot_prompts_as_chat_and_executes_the_same_way(tiny_model):
+    def chat(body: dict):
+        user = body["messages"][-1]["content"]
+        program = "keep_doc()" if "Page:" in user else "```python\nremove_lines(line_start=0, line_end=0)\n```"
+        return 200, {}, {"choices": [{"message": {"role": "assistant", "content": program},
+                                      "finish_reason": "stop"}], "usage": {"prompt_tokens": 50,
+                                                                          "completion_tokens": 5}}
+
+    server, seen = serve(chat)
+    try:
+        spec = EngineSpec(engine="openai", model=str(tiny_model), prompt_template="chat", timeout_s=5.0,
+                          base_url=f"http://127.0.0.1:{server.server_port}/v1", max_retries=0)
+        teacher = load_teacher_prompts()
+        settings = RefineSettings(("doc", "chunk"), spec, spec, teacher, Sampling(64, 0.0, 0.9),
+                                  Sampling(256, 0.0, 0.9))
+        [row] = refine_slice(["a"], [ORCHID], settings)
+    finally:
+        server.shutdown()
+    assert row["doc_decision"] == "keep" and row["status"] == "refined"
+    assert row["refined_text"] == ORCHID.split("\n", 1)[1]
+    doc_body, chunk_body = (b for _, b, _ in seen)
+    assert doc_body["messages"][0]["content"] == teacher.doc_system and "prompt" not in doc_body
+    assert chunk_body["messages"][-1]["content"].startswith("[doc]\n[000]Home | About | Contact\n[001]")
+    assert "remove_lines(line_start=A, line_end=B)" in chunk_body["messages"][0]["content"]
