@@ -9,11 +9,13 @@ from .tables import (
     CONTAMINATION_MATCHES,
     DOCUMENTS,
     DUPLICATES,
+    EAI_LABELS,
     INGEST_FILES,
     MINHASH_BANDS,
     QUALITY,
     RUNS,
     SYNTHETIC,
+    TAXONOMY,
     TableSpec,
 )
 
@@ -136,6 +138,48 @@ def synthetic_suite(gx, settings: dict) -> list:
     ]
 
 
+def taxonomy_suite(gx, settings: dict) -> list:
+    from refinery.udfs.taxonomy import INT_CATEGORIES, STATUSES, label_codes
+
+    e = gx.expectations
+    checks = [
+        *_shape(e, TAXONOMY),
+        e.ExpectColumnValuesToMatchRegex(column="doc_id", regex=HEX128),
+        e.ExpectColumnValuesToMatchRegex(column="status", regex=rf"^({'|'.join(STATUSES)}|failed_[a-z_]+)$"),
+        e.ExpectColumnValuesToBeInSet(column="mode", value_set=["compact", "teacher"]),
+        e.ExpectColumnValuesToBeInSet(column="engine", value_set=["transformers", "vllm", "openai"]),
+        e.ExpectColumnValuesToBeInSet(column="finish_reason", value_set=["stop", "length", "error"]),
+        e.ExpectColumnValuesToBeBetween(column="prompt_tokens", min_value=0),
+        e.ExpectColumnValuesToBeBetween(column="output_tokens", min_value=0),
+        e.ExpectColumnValuesToMatchRegex(column="settings_hash", regex=r"^[0-9a-f]{32}$"),
+    ]
+    # Every code is in its label set (nulls, i.e. abstentions, are not checked) ...
+    for rank in ("primary", "secondary"):
+        checks += [e.ExpectColumnValuesToMatchRegex(column=f"fdc_{rank}", regex=r"^[0-9]{3}(\.[0-9]+)?$"),
+                   e.ExpectColumnValuesToMatchRegex(column=f"fdc_{rank}_l3", regex=r"^[0-9]{3}$")]
+        checks += [e.ExpectColumnValuesToBeInSet(column=f"{c}_{rank}", value_set=sorted(label_codes(c)))
+                   for c in INT_CATEGORIES]
+    # ... a row that did not parse has no codes, and a secondary never repeats its primary.
+    for category in ("fdc", *INT_CATEGORIES):
+        checks.append(e.ExpectColumnValuesToBeNull(column=f"{category}_primary", row_condition='status != "ok"',
+                                                   condition_parser="spark"))
+        checks.append(e.ExpectColumnValuesToBeNull(column=f"{category}_secondary",
+                                                   row_condition=f"{category}_secondary = {category}_primary",
+                                                   condition_parser="spark"))
+    return checks
+
+
+def eai_labels_suite(gx, settings: dict) -> list:
+    from refinery.udfs.taxonomy import INT_CATEGORIES
+
+    e = gx.expectations
+    return [
+        *_shape(e, EAI_LABELS),
+        e.ExpectColumnValuesToBeInSet(column="category", value_set=["fdc_level_1", "fdc_level_2", "fdc_level_3",
+                                                                     *INT_CATEGORIES]),
+        e.ExpectColumnValuesToNotBeNull(column="name"),
+    ]
+
 
 def _shape(e, spec: TableSpec) -> list:
     # Every table: exactly its declared columns, and a non-null unique key.
@@ -168,4 +212,6 @@ SUITES: dict[str, Callable] = {
     DUPLICATES.name: duplicates_suite,
     MINHASH_BANDS.name: minhash_bands_suite,
     SYNTHETIC.name: synthetic_suite,
+    TAXONOMY.name: taxonomy_suite,
+    EAI_LABELS.name: eai_labels_suite,
 }
