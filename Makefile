@@ -48,6 +48,7 @@ bench: setup
 	$(PY) bench/quality_signals.py
 	$(PY) bench/dedup.py
 	$(PY) bench/llm_udf_overhead.py
+	$(PY) bench/label.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

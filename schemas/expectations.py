@@ -142,30 +142,22 @@ def taxonomy_suite(gx, settings: dict) -> list:
     from refinery.udfs.taxonomy import INT_CATEGORIES, STATUSES, label_codes
 
     e = gx.expectations
+    # Few expectations on purpose: each is a Spark pass, and the suite runs before every commit group.
     checks = [
         *_shape(e, TAXONOMY),
-        e.ExpectColumnValuesToMatchRegex(column="doc_id", regex=HEX128),
         e.ExpectColumnValuesToMatchRegex(column="status", regex=rf"^({'|'.join(STATUSES)}|failed_[a-z_]+)$"),
-        e.ExpectColumnValuesToBeInSet(column="mode", value_set=["compact", "teacher"]),
         e.ExpectColumnValuesToBeInSet(column="engine", value_set=["transformers", "vllm", "openai"]),
         e.ExpectColumnValuesToBeInSet(column="finish_reason", value_set=["stop", "length", "error"]),
-        e.ExpectColumnValuesToBeBetween(column="prompt_tokens", min_value=0),
-        e.ExpectColumnValuesToBeBetween(column="output_tokens", min_value=0),
-        e.ExpectColumnValuesToMatchRegex(column="settings_hash", regex=r"^[0-9a-f]{32}$"),
+        # A row that did not parse has no codes (the parser writes every code column or none).
+        e.ExpectColumnValuesToBeNull(column="fdc_primary", row_condition='status != "ok"', condition_parser="spark"),
+        *[e.ExpectColumnValuesToMatchRegex(column=f"fdc_{rank}", regex=r"^[0-9]{3}(\.[0-9]+)?$")
+          for rank in ("primary", "secondary")],
     ]
-    # Every code is in its label set (nulls, i.e. abstentions, are not checked) ...
-    for rank in ("primary", "secondary"):
-        checks += [e.ExpectColumnValuesToMatchRegex(column=f"fdc_{rank}", regex=r"^[0-9]{3}(\.[0-9]+)?$"),
-                   e.ExpectColumnValuesToMatchRegex(column=f"fdc_{rank}_l3", regex=r"^[0-9]{3}$")]
-        checks += [e.ExpectColumnValuesToBeInSet(column=f"{c}_{rank}", value_set=sorted(label_codes(c)))
-                   for c in INT_CATEGORIES]
-    # ... a row that did not parse has no codes, and a secondary never repeats its primary.
-    for category in ("fdc", *INT_CATEGORIES):
-        checks.append(e.ExpectColumnValuesToBeNull(column=f"{category}_primary", row_condition='status != "ok"',
-                                                   condition_parser="spark"))
-        checks.append(e.ExpectColumnValuesToBeNull(column=f"{category}_secondary",
-                                                   row_condition=f"{category}_secondary = {category}_primary",
-                                                   condition_parser="spark"))
+    # Every code is in its category's label set or null (abstained).
+    for category in INT_CATEGORIES:
+        codes = sorted(label_codes(category))
+        checks += [e.ExpectColumnValuesToBeInSet(column=f"{category}_{rank}", value_set=codes)
+                   for rank in ("primary", "secondary")]
     return checks
 
 
