@@ -206,3 +206,12 @@ def test_texts_up_to_the_limit_are_sent_unchanged(long_page):
     _, text = long_page
     assert subsample(text[:30_000], "x") == text[:30_000]
     assert subsample(text[:30_001], "x").startswith("[beginning]\n")
+
+
+def test_refinery_run_labels_before_rewriting_whenever_a_model_is_configured():
+    from refinery.jobs.config import load_config
+    from refinery.jobs.main import default_stages, make_stage
+
+    assert "label" not in default_stages(load_config(environ={}))
+    stages = default_stages(load_config(overrides=["llm.model=/models/eai-distill-0.5b"], environ={}))
+    assert stages[-2:] == ["label", "rewrite"] and make_stage("label").outputs == ("taxonomy", "eai_labels")
