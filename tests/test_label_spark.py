@@ -101,9 +101,13 @@ def test_a_rerun_labels_nothing_then_retries_failures_then_relabels_all_on_a_new
     lake_.table(TAXONOMY.name).update(F.col("doc_id").isin(failed), {"status": F.lit("failed_timeout")})
     retried = run_stage(LabelStage(), spark, config)
     assert retried.rows_in == 2 and {d for d, r in rows(lake_).items() if r.run_id == retried.run_id} == set(failed)
-    changed = label_config(config.storage.root, tiny_model, server.server_port, "label.max_output_tokens=64")
+    # A new setting re-labels (here capped by max_docs, to keep the test short).
+    changed = label_config(config.storage.root, tiny_model, server.server_port, "label.max_output_tokens=64",
+                           "label.max_docs=3")
     relabelled = run_stage(LabelStage(), spark, changed)
-    assert relabelled.rows_in == 16 and len({r.settings_hash for r in rows(lake_).values()}) == 1
+    after = rows(lake_)
+    assert relabelled.rows_in == 3 and sum(r.run_id == relabelled.run_id for r in after.values()) == 3
+    assert len({r.settings_hash for r in after.values()}) == 2
 
 
 def test_the_suite_rejects_a_code_outside_its_label_set(lake, spark):
