@@ -60,15 +60,15 @@ def _normalise(frame: pd.DataFrame, source: str) -> pd.DataFrame:
         raise InputError(f"agreement: {source} has no doc_id column; labelings are aligned on doc_id")
     if "status" in frame.columns:
         frame = frame[frame["status"] == "ok"]
+    if "input_chars" not in frame.columns:  # NMI weighs documents by length; without the text, equally
+        frame = frame.assign(input_chars=frame["text"].str.len() if "text" in frame.columns else 1)
     if "eai_taxonomy" in frame.columns:
-        frame = pd.concat([frame[["doc_id"]].reset_index(drop=True),
+        frame = pd.concat([frame[["doc_id", "input_chars"]].reset_index(drop=True),
                            pd.DataFrame([_flatten(t) for t in frame["eai_taxonomy"]])], axis=1)
     missing = [c for c in _LABEL_COLUMNS if c not in frame.columns]
     if missing:
         raise InputError(f"agreement: {source} lacks the column(s) {', '.join(missing[:5])}; give the taxonomy "
                          "table's columns or the published eai_taxonomy struct")
-    if "input_chars" not in frame.columns:
-        frame = frame.assign(input_chars=frame["text"].str.len() if "text" in frame.columns else 1)
     return frame[["doc_id", *_LABEL_COLUMNS, "input_chars"]]
 
 

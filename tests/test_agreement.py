@@ -129,3 +129,21 @@ def test_refinery_agreement_compares_two_labeling_files(tmp_path):
 def test_refinery_agreement_names_a_missing_file(tmp_path):
     result = CliRunner().invoke(app, ["agreement", str(tmp_path / "nope.jsonl"), str(tmp_path / "b.jsonl")])
     assert result.exit_code == 2 and "nope.jsonl: not found" in " ".join(result.output.split())
+
+
+def test_a_reference_file_in_the_published_nested_schema_is_read_like_the_taxonomy_table(tmp_path):
+    from refinery.jobs.agreement import compare, load_labeling
+    from refinery.udfs.taxonomy import INT_CATEGORIES
+
+    codes = parse_compact(CODE_DOC, "stop").codes
+    nested = {"free_decimal_correspondence": {"primary": {"code": "005.133"}, "secondary": {"code": "004.6"}}}
+    for category in INT_CATEGORIES:
+        primary, secondary = codes[category]
+        nested[category] = {"primary": {"code": str(primary), "label": "x"},
+                            "secondary": {"code": "-1" if secondary is None else str(secondary), "label": "x"}}
+    reference = tmp_path / "reference.jsonl"
+    reference.write_text(json.dumps({"doc_id": "d1", "text": "abc", "eai_taxonomy": nested}) + "\n")
+    ours = load_labeling(_write(tmp_path / "ours.jsonl", {"d1": CODE_DOC}))
+    theirs = load_labeling(str(reference))
+    assert theirs.iloc[0]["fdc_primary_l3"] == "005" and theirs.iloc[0]["input_chars"] == 3
+    assert all(k.po == 1.0 for k in compare(ours, theirs).kappas)
