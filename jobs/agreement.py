@@ -46,7 +46,9 @@ def load_labeling(source: str, lake=None) -> pd.DataFrame:
     if not path.is_file():
         raise InputError(f"agreement: {source}: not found; give `taxonomy`, a lakehouse folder, a Delta table, or a "
                          ".parquet / .jsonl file")
-    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_json(path, lines=True)
+    # dtype=False: JSON strings stay strings, so FDC codes keep their leading zeros ("005", not 5)
+    frame = (pd.read_parquet(path) if path.suffix == ".parquet"
+             else pd.read_json(path, lines=True, dtype=False, convert_dates=False))
     return _normalise(frame, source)
 
 
