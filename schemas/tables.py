@@ -224,6 +224,7 @@ SYNTHETIC = TableSpec(
     ]),
 )
 
+
 def _code_field(name: str, kind: str) -> StructField:
     category = name.rsplit("_", 1)[0] if kind == "int" else "fdc"
     comment = (f"EAI {category} code (eai_labels); null = abstained, or status is not ok" if kind == "int" else
