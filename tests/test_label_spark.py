@@ -122,3 +122,13 @@ def test_the_suite_rejects_a_code_outside_its_label_set(lake, spark):
     unparsed_with_codes = table.withColumn("status", F.lit("invalid_code"))
     with pytest.raises(ValidationFailed, match="fdc_primary"):
         validate(TAXONOMY.name, unparsed_with_codes)
+
+
+def test_refinery_agreement_reads_the_lakehouse_and_another_delta_table(lake):
+    config, _, _, answers, _ = lake
+    root = str(config.storage.root)
+    result = CliRunner().invoke(app, ["agreement", "taxonomy", root, "--set", f"storage.root={root}"])
+    assert result.exit_code == 0, result.output
+    ok = sum(name not in EXPECTED_STATUS for name in answers.values())
+    assert f"agreement over {ok} documents" in " ".join(result.output.split())
+    assert "│ mean" in result.output and "1.0000 │" in result.output
