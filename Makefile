@@ -49,6 +49,7 @@ bench: setup
 	$(PY) bench/dedup.py
 	$(PY) bench/llm_udf_overhead.py
 	$(PY) bench/refine.py
+	$(PY) bench/label.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

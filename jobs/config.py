@@ -261,6 +261,24 @@ class RefineConfig(_Section):
         return value
 
 
+class LabelConfig(_Section):
+    # Upstream filters a document must pass before it is labelled (as rewrite.require).
+    require: list[Literal["quality", "dedup", "decontaminate"]] = Field(
+        default_factory=lambda: ["quality", "dedup", "decontaminate"])
+    mode: Literal["compact", "teacher"] = "compact"  # compact: EAI-Distill's prompt and format; teacher: two passes
+    system_prompt: str = "taxonomy"  # compact mode: the system turn EAI-Distill was trained with
+    teacher_prompts: str | None = None  # teacher mode: YAML file; default the packaged conf/prompts/taxonomy/
+    max_output_tokens: int | None = Field(None, ge=1)  # default: 100 (compact), 2048 per pass (teacher)
+    temperature: float = Field(0.0, ge=0)  # greedy: labels are a classification, not a sample
+    max_chars: int = Field(30_000, ge=3)  # longer documents are subsampled (first, a middle, last third)
+    max_docs: int | None = Field(None, ge=1)  # cap (a deterministic sample by doc_id hash)
+    commit_every: int = Field(4096, ge=1)  # documents per MERGE: a killed run loses at most this many
+    partitions: int | None = Field(None, ge=1)  # default: the session's parallelism
+    retry_failed: bool = True  # engine failures (timeout, engine error) are retried by the next run
+    max_failed_fraction: float = Field(0.5, ge=0, le=1)  # engine failures over this fail the run (after commit)
+    max_invalid_fraction: float = Field(0.5, ge=0, le=1)  # unparsable outputs over this fail the run (wrong model?)
+
+
 class BenchmarkEntry(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
     path: str
@@ -279,6 +297,7 @@ class PipelineConfig(_Section):
     llm: LlmConfig = Field(default_factory=LlmConfig)
     rewrite: RewriteConfig = Field(default_factory=RewriteConfig)
     refine: RefineConfig = Field(default_factory=RefineConfig)
+    label: LabelConfig = Field(default_factory=LabelConfig)
 
 
 def load_benchmarks(path: str | Path | None = None) -> list[BenchmarkEntry]:

@@ -13,7 +13,7 @@ from .session import get_spark
 STAGE_ORDER = ("ingest", "decontaminate", "quality", "dedup")
 # LLM stages run after the cheap ones, and in a bare `refinery run` only when llm.model is configured:
 # without a model they cannot run, and a default run should not fail for want of one.
-LLM_STAGES = ("refine", "rewrite")
+LLM_STAGES = ("refine", "label", "rewrite")
 ALL_STAGES = STAGE_ORDER + LLM_STAGES
 
 
@@ -42,6 +42,10 @@ def make_stage(name: str, input_glob: str | None = None, force: bool | None = No
         from .refine import RefineStage
 
         return RefineStage()
+    if name == "label":
+        from .label import LabelStage
+
+        return LabelStage()
     if name == "rewrite":
         from .rewrite import RewriteStage
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -187,6 +188,52 @@ def dedup_curve(
                 splits.add_row(str(b), str(r), f"{threshold(b, r):.3f}", f"{candidate_probability(target, b, r):.4f}",
                                f"{candidate_probability(0.5, b, r):.4f}")
         out.print(splits)
+
+
+@app.command()
+def agreement(
+    first: Annotated[str, typer.Argument(help="labeling A: `taxonomy` (this lakehouse), a lakehouse or Delta folder, "
+                                              "or a .parquet / .jsonl(.gz) file with doc_id and the code columns")],
+    second: Annotated[str, typer.Argument(help="labeling B, the same forms (e.g. a reference labeling)")],
+    weighted: Annotated[bool, typer.Option("--weighted", help="match = Jaccard of the sets, not overlap")] = False,
+    pooled: Annotated[bool, typer.Option("--pooled", help="one shared chance model (Fleiss-style) instead of "
+                                                          "one smoothed model per labeling (Cohen)")] = False,
+    top_pick: Annotated[bool, typer.Option("--top-pick", help="primary codes only")] = False,
+    config: ConfigOpt = None, env_file: EnvFileOpt = None, overrides: SetOpt = None,
+) -> None:
+    """Modified Cohen's kappa per EAI category between two labelings, and NMI between the categories of A."""
+    from refinery.jobs.agreement import compare, load_labeling
+
+    lake = None
+    if any(s == "taxonomy" or Path(s).is_dir() for s in (first, second)):
+        from refinery.jobs.session import get_spark
+        from refinery.jobs.storage import Lakehouse
+
+        cfg = _guard(lambda: _config(config, env_file, overrides))
+        lake = Lakehouse(_guard(lambda: get_spark(cfg.spark)), cfg.storage)
+    a, b = (_guard(lambda s=s: load_labeling(s, lake)) for s in (first, second))
+    report = compare(a, b, weighted=weighted, pooled=pooled, top_pick=top_pick)
+    if not report.rows:
+        _fail(f"the labelings share no document with status ok ({len(a)} and {len(b)} rows); they are aligned on "
+              "doc_id", 1)
+    kappas = Table(title=f"agreement over {report.rows} documents ({'Jaccard' if weighted else 'overlap'} match, "
+                         f"{'pooled' if pooled else 'per-labeling'} chance{', primary only' if top_pick else ''})")
+    for column in ("category", "P_o", "P_e", "kappa"):
+        kappas.add_column(column)
+    for k in report.kappas:
+        kappas.add_row(k.category, f"{k.po:.4f}", f"{k.pe:.4f}", f"{k.kappa:.4f}")
+    mean = sum(k.kappa for k in report.kappas) / len(report.kappas)
+    kappas.add_row("mean", "", "", f"{mean:.4f}")
+    out.print(kappas)
+    categories = list(dict.fromkeys(x for x, _ in report.nmi))
+    matrix = Table(title=f"NMI between categories of A (length-weighted); average {report.nmi_average:.4f} "
+                         "(without fdc_l1, fdc_l2, document_type_v2)")
+    matrix.add_column("")
+    for c in categories:
+        matrix.add_column(c, overflow="fold")
+    for x in categories:
+        matrix.add_row(x, *[f"{report.nmi[(x, y)]:.3f}" for y in categories])
+    out.print(matrix)
 
 
 if __name__ == "__main__":

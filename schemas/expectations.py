@@ -9,12 +9,14 @@ from .tables import (
     CONTAMINATION_MATCHES,
     DOCUMENTS,
     DUPLICATES,
+    EAI_LABELS,
     INGEST_FILES,
     MINHASH_BANDS,
     QUALITY,
     REFINED,
     RUNS,
     SYNTHETIC,
+    TAXONOMY,
     TableSpec,
 )
 
@@ -165,6 +167,40 @@ def refined_suite(gx, settings: dict) -> list:
     ]
 
 
+def taxonomy_suite(gx, settings: dict) -> list:
+    from refinery.udfs.taxonomy import INT_CATEGORIES, STATUSES, label_codes
+
+    e = gx.expectations
+    # Few expectations on purpose: each is a Spark pass, and the suite runs before every commit group.
+    checks = [
+        *_shape(e, TAXONOMY),
+        e.ExpectColumnValuesToMatchRegex(column="status", regex=rf"^({'|'.join(STATUSES)}|failed_[a-z_]+)$"),
+        e.ExpectColumnValuesToBeInSet(column="engine", value_set=["transformers", "vllm", "openai"]),
+        e.ExpectColumnValuesToBeInSet(column="finish_reason", value_set=["stop", "length", "error"]),
+        # A row that did not parse has no codes (the parser writes every code column or none).
+        e.ExpectColumnValuesToBeNull(column="fdc_primary", row_condition='status != "ok"', condition_parser="spark"),
+        *[e.ExpectColumnValuesToMatchRegex(column=f"fdc_{rank}", regex=r"^[0-9]{3}(\.[0-9]+)?$")
+          for rank in ("primary", "secondary")],
+    ]
+    # Every code is in its category's label set or null (abstained).
+    for category in INT_CATEGORIES:
+        codes = sorted(label_codes(category))
+        checks += [e.ExpectColumnValuesToBeInSet(column=f"{category}_{rank}", value_set=codes)
+                   for rank in ("primary", "secondary")]
+    return checks
+
+
+def eai_labels_suite(gx, settings: dict) -> list:
+    from refinery.udfs.taxonomy import INT_CATEGORIES
+
+    e = gx.expectations
+    return [
+        *_shape(e, EAI_LABELS),
+        e.ExpectColumnValuesToBeInSet(column="category", value_set=["fdc_level_1", "fdc_level_2", "fdc_level_3",
+                                                                     *INT_CATEGORIES]),
+        e.ExpectColumnValuesToNotBeNull(column="name"),
+    ]
+
 
 def _shape(e, spec: TableSpec) -> list:
     # Every table: exactly its declared columns, and a non-null unique key.
@@ -198,4 +234,6 @@ SUITES: dict[str, Callable] = {
     MINHASH_BANDS.name: minhash_bands_suite,
     SYNTHETIC.name: synthetic_suite,
     REFINED.name: refined_suite,
+    TAXONOMY.name: taxonomy_suite,
+    EAI_LABELS.name: eai_labels_suite,
 }

@@ -18,6 +18,7 @@ from pyspark.sql.types import (
 )
 
 from refinery.udfs.quality_rules import COUNT_SIGNALS, SIGNAL_GROUPS, signal_field
+from refinery.udfs.taxonomy import code_columns
 
 
 @dataclass(frozen=True)
@@ -273,9 +274,57 @@ REFINED = TableSpec(
     ]),
 )
 
+
+def _code_field(name: str, kind: str) -> StructField:
+    category = name.rsplit("_", 1)[0] if kind == "int" else "fdc"
+    comment = (f"EAI {category} code (eai_labels); null = abstained, or status is not ok" if kind == "int" else
+               "FDC code string, e.g. 513.212; _l1/_l2/_l3: its first 1/2/3 digits (eai_labels fdc_level_1)")
+    return _f(name, IntegerType() if kind == "int" else StringType(), comment=comment)
+
+
+TAXONOMY = TableSpec(
+    name="taxonomy",
+    key=("doc_id",),
+    description="Per document: Essential-Web (EAI) taxonomy codes, primary and secondary per category, parsed from "
+                "the labelling LLM's output, with the raw output and the parse status.",
+    schema=StructType([
+        _f("doc_id", StringType(), False),
+        *[_code_field(name, kind) for name, kind in code_columns()],
+        _f("status", StringType(), False, "ok | truncated | missing_category | invalid_code | malformed | "
+                                          "failed_<engine reason>; codes are null unless ok"),
+        _f("error", StringType(), comment="what the parser or the engine rejected"),
+        _f("raw_output", StringType(), comment="the model's output (teacher mode: pass 1)"),
+        _f("raw_output_pass2", StringType(), comment="teacher mode: pass 2; null in compact mode"),
+        _f("finish_reason", StringType(), False, "stop | length | error (worst of the passes)"),
+        _f("mode", StringType(), False, "compact (EAI-Distill format) | teacher (two-pass long format)"),
+        _f("prompt_version", StringType(), False, "compact | teacher/v<N> (conf/prompts/taxonomy)"),
+        _f("model", StringType(), False, "llm.model_name or llm.model"),
+        _f("engine", StringType(), False, "transformers | vllm | openai"),
+        _f("prompt_tokens", IntegerType(), comment="prompt tokens after the chat template (all passes)"),
+        _f("output_tokens", IntegerType(), comment="generated tokens (all passes)"),
+        _f("input_chars", LongType(), False, "characters of the document text (before subsampling)"),
+        _f("subsampled", BooleanType(), False, "over label.max_chars: first, a middle and the last third were sent"),
+        _f("generation_ms", LongType(), comment="this row's share of its batch's wall time"),
+        _f("settings_hash", StringType(), False, "model, mode, prompts and decoding the row was labelled with"),
+        _f("run_id", StringType(), False),
+    ]),
+)
+
+EAI_LABELS = TableSpec(
+    name="eai_labels",
+    key=("category", "code"),
+    description="Names of the EAI taxonomy codes (conf/taxonomy/eai_labels.csv), for joins: "
+                "ON l.category = 'reasoning_depth' AND l.code = t.reasoning_depth_primary.",
+    schema=StructType([
+        _f("category", StringType(), False, "fdc_level_1, bloom_cognitive_process, ... (taxonomy column stems)"),
+        _f("code", StringType(), False, "the code as text ('3', '005')"),
+        _f("name", StringType(), False),
+    ]),
+)
+
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (RUNS, INGEST_FILES, DOCUMENTS, CONTAMINATION, CONTAMINATION_MATCHES, QUALITY, DUPLICATES,
                  MINHASH_BANDS,
-                 SYNTHETIC, REFINED)
+                 SYNTHETIC, REFINED, TAXONOMY, EAI_LABELS)
 }
