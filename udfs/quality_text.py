@@ -123,11 +123,19 @@ _INFIXES = [  # English infixes (spacy/lang/en/punctuation.py)
     rf"(?<=[{ALPHA}0-9])(?:{_HYPHENS.replace(' ', '|')})(?=[{ALPHA}])",
     rf"(?<=[{ALPHA}0-9])[:<>=/](?=[{ALPHA}])",
 ]
+# Affixes are matched at an index into the chunk instead of on ever shorter copies of it: peeling a run of 8,000
+# "=" one prefix at a time used to copy and rescan the rest each time (quadratic). Every prefix and suffix rule is a
+# few characters long except the ellipsis (r"\.\.+"), so a suffix is searched for in a short window at the end.
 _prefix_search = re.compile("|".join("^" + p for p in _PREFIXES)).search
+_prefix_at = re.compile("|".join(f"(?:{p})" for p in _PREFIXES)).match
 _suffix_search = re.compile("|".join(p + "$" for p in _SUFFIXES)).search
+_SUFFIX_WINDOW = 8  # longer than any suffix rule but the ellipsis ("اكواب" is 5)
+_LOOKBEHIND = 2  # the longest lookbehind in the suffix rules
 _infix_finditer = re.compile("|".join(_INFIXES)).finditer
 _url_match = re.compile(  # spacy/lang/tokenizer_exceptions.py URL_PATTERN
-    r"^(?:(?:[\w\+\-\.]{2,})://)?(?:\S+(?::\S*)?@)?(?:(?!(?:10|127)(?:\.\d{1,3}){3})"
+    # spaCy's user-info part "\S+(?::\S*)?@" is written "\S+@" here: the same strings, and we only ask whether it
+    # matches; spaCy's form backtracks over every ":" (quadratic on "a:a:a:...").
+    r"^(?:(?:[\w\+\-\.]{2,})://)?(?:\S+@)?(?:(?!(?:10|127)(?:\.\d{1,3}){3})"
     r"(?!(?:169\.254|192\.168)(?:\.\d{1,3}){2})(?!172\.(?:1[6-9]|2\d|3[0-1])(?:\.\d{1,3}){2})"
     r"(?:[1-9]\d?|1\d\d|2[01]\d|22[0-3])(?:\.(?:1?\d{1,2}|2[0-4]\d|25[0-5])){2}(?:\.(?:[1-9]\d?|1\d\d|2[0-4]\d|25[0-4]))"
     r"|(?:(?:[A-Za-z0-9\u00a1-\uffff][A-Za-z0-9\u00a1-\uffff_-]{0,62})?[A-Za-z0-9\u00a1-\uffff]\.)+"
@@ -213,45 +221,57 @@ def _english_special_cases() -> dict[str, tuple[str, ...]]:
 
 
 SPECIAL_CASES = _english_special_cases()
+_SPECIAL_MAX = max(map(len, SPECIAL_CASES))
 
 
 # --- the tokenizer (spacy/tokenizer.pyx, Tokenizer._tokenize_affixes for one whitespace-free chunk) --------------
+def _suffix_len(chunk: str, start: int, end: int) -> int:
+    """Length of the suffix rule that _suffix_search finds in chunk[start:end], looking at its last few characters."""
+    window = max(start, end - _SUFFIX_WINDOW)
+    context = max(start, window - _LOOKBEHIND)  # lookbehinds see what they would see in chunk[start:end]
+    match = _suffix_search(chunk[context:end], window - context)
+    if not match:
+        return 0
+    first = context + match.start()
+    if first == window > start and not chunk[window:end].strip("."):
+        while first > start and chunk[first - 1] == ".":  # an ellipsis longer than the window
+            first -= 1
+    return end - first
+
+
 def _split_chunk(chunk: str, specials: dict[str, tuple[str, ...]]) -> list[str]:
     if chunk in specials:
         return list(specials[chunk])
+    longest = _SPECIAL_MAX if specials is SPECIAL_CASES else max(map(len, specials), default=0)
+
+    def special(first: int, last: int) -> bool:  # chunk[first:last] is a special case (hashing only short ones)
+        return first < last and last - first <= longest and chunk[first:last] in specials
+
     prefixes: list[str] = []
     suffixes: list[str] = []
-    string, last_size = chunk, -1
-    while string and len(string) != last_size:
-        if string in specials:
+    start, end, last_size = 0, len(chunk), -1
+    while start < end and end - start != last_size:
+        if special(start, end):
             break
-        last_size = len(string)
-        match = _prefix_search(string)
-        pre_len = match.end() if match else 0
+        last_size = end - start
+        match = _prefix_at(chunk, start, end)
+        pre_len = match.end() - start if match else 0
+        if pre_len and special(start + pre_len, end):
+            prefixes.append(chunk[start:start + pre_len])
+            start += pre_len
+            break
+        suf_len = _suffix_len(chunk, start + pre_len, end)
+        if suf_len and special(start, end - suf_len):
+            suffixes.append(chunk[end - suf_len:end])
+            end -= suf_len
+            break
         if pre_len:
-            prefix, minus_pre = string[:pre_len], string[pre_len:]
-            if minus_pre and minus_pre in specials:
-                string = minus_pre
-                prefixes.append(prefix)
-                break
-        match = _suffix_search(string[pre_len:])
-        suf_len = match.end() - match.start() if match else 0
-        if suf_len:
-            suffix, minus_suf = string[-suf_len:], string[:-suf_len]
-            if minus_suf and minus_suf in specials:
-                string = minus_suf
-                suffixes.append(suffix)
-                break
-        if pre_len and suf_len and pre_len + suf_len <= len(string):
-            string = string[pre_len:-suf_len]
-            prefixes.append(prefix)
-            suffixes.append(suffix)
-        elif pre_len:
-            string = minus_pre
-            prefixes.append(prefix)
-        elif suf_len:
-            string = minus_suf
-            suffixes.append(suffix)
+            prefixes.append(chunk[start:start + pre_len])
+            start += pre_len
+        if suf_len and (pre_len == 0 or pre_len + suf_len <= last_size):
+            suffixes.append(chunk[end - suf_len:end])
+            end -= suf_len
+    string = chunk[start:end]
     tokens = prefixes
     if string in specials:
         tokens.extend(specials[string])
