@@ -12,7 +12,11 @@ from typing import Literal
 
 Extractor = Literal["trafilatura", "resiliparse"]
 
-_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+# r"<title[^>]*>(.*?)</title\s*>" searched in two steps: that search retries every "<title" of a page full of them
+# and scans to the end each time (quadratic), while only the first can match (a later one has fewer closings after it).
+_TITLE_OPEN = re.compile(r"<title", re.IGNORECASE)
+_TITLE_CLOSE = re.compile(r"</title\s*+>", re.IGNORECASE)
+_TITLE_SCAN = 200_000
 
 
 class ExtractionTimeout(BaseException):  # noqa: N818
@@ -62,10 +66,13 @@ def _resiliparse(html: str) -> Extracted:
 
 
 def _title(html: str) -> str | None:
-    match = _TITLE.search(html, 0, 200_000)
-    if not match:
+    html = html[:_TITLE_SCAN]
+    opening = _TITLE_OPEN.search(html)
+    start = html.find(">", opening.end()) + 1 if opening else 0
+    closing = _TITLE_CLOSE.search(html, start) if start else None
+    if not closing:
         return None
-    title = " ".join(html_lib.unescape(match.group(1)).split())
+    title = " ".join(html_lib.unescape(html[start:closing.start()]).split())
     return title[:1000] or None
 
 

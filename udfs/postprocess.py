@@ -14,15 +14,20 @@ from .styles import CountTokens, PostProcess, QaRule
 OK = "ok"
 _CHATTER = re.compile(r"^\s*(sure|certainly|of course|okay|ok|here(?:'s| is| are))\b[^\n]{0,160}:\s*\n", re.I)
 _HEADER = re.compile(r"(?m)^\s{0,3}#{1,6}\s+")
-_RULE = re.compile(r"(?m)^\s*([-*_])(\s*\1){2,}\s*$")
-_BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1", re.S)
+# Linear time on any model output: a line start inside a whitespace run (or a run of rule characters) would try the
+# same match again as the line start before it, so the leading \s* is possessive and a failed attempt still
+# consumes what it read (the optional group stays empty and the text is put back unchanged).
+_RULE = re.compile(r"(?m)^\s*+(?:(([-*_])(?:\s*\2){2,}\s*$)|([-*_])(?:\s*+\3)*+)?")
+_BOLD_OPEN = re.compile(r"(\*\*|__)(?=\S)")
+_BOLD_CLOSE = {"**": re.compile(r"(?<=\S)\*\*"), "__": re.compile(r"(?<=\S)__")}
 _ITALIC = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?!\w)")
-_CODE_FENCE = re.compile(r"(?m)^\s*```[\w-]*\s*$\n?")
+_CODE_FENCE = re.compile(r"(?m)^\s*+(```[\w-]*\s*$\n?)?")
 _INLINE_CODE = re.compile(r"`([^`\n]+)`")
-_LINK = re.compile(r"!?\[([^\]\n]+)\]\([^)\s]+\)")
+# No "[" inside a link's text, so each "[" scans only up to the next bracket ("[a [b](u)" keeps its first "[").
+_LINK = re.compile(r"!?\[([^\[\]\n]++)\]\([^)\s]++\)")
 _QUOTES = {'"': '"', "'": "'", "\u201c": "\u201d", "\u2018": "\u2019", "\u00ab": "\u00bb"}
-_QUESTION = re.compile(r"^\s*(?:\d+[.)]\s*)?(?:Q(?:uestion)?)\s*\d*\s*[:.)]\s*(.*)$", re.I)
-_ANSWER = re.compile(r"^\s*(?:A(?:nswer)?)\s*\d*\s*[:.)]\s*(.*)$", re.I)
+_QUESTION = re.compile(r"^\s*+(?:\d++[.)]\s*+)?(?:Q(?:uestion)?)\s*+\d*+\s*+[:.)]\s*(.*)$", re.I)
+_ANSWER = re.compile(r"^\s*+(?:A(?:nswer)?)\s*+\d*+\s*+[:.)]\s*(.*)$", re.I)
 
 
 @dataclass(frozen=True)
@@ -71,14 +76,35 @@ def strip_required_prefix(text: str, prefix: str) -> str | None:
 
 
 def remove_markdown(text: str) -> str:
-    text = _CODE_FENCE.sub("", text)
+    text = _CODE_FENCE.sub(_unless_empty(1), text)
     text = _HEADER.sub("", text)
-    text = _RULE.sub("", text)
-    text = _BOLD.sub(r"\2", text)
+    text = _RULE.sub(_unless_empty(1), text)
+    text = _strip_bold(text)
     text = _ITALIC.sub(r"\1", text)
     text = _INLINE_CODE.sub(r"\1", text)
     text = _LINK.sub(r"\1", text)
     return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def _unless_empty(group: int):
+    """A replacement that deletes the match when `group` took part in it and puts the text back otherwise."""
+    return lambda match: match.group(0) if match.group(group) is None else ""
+
+
+def _strip_bold(text: str) -> str:
+    """r"(\\*\\*|__)(?=\\S)(.+?)(?<=\\S)\\1" replaced by its inner text, with the same matches in linear time: when a
+    delimiter has no closing partner after one opening, it has none after any later opening either."""
+    pieces, position, search_from, unclosed = [], 0, 0, set()
+    while opening := _BOLD_OPEN.search(text, search_from):
+        delimiter = opening.group(1)
+        closing = None if delimiter in unclosed else _BOLD_CLOSE[delimiter].search(text, opening.end() + 1)
+        if closing is None:
+            unclosed.add(delimiter)
+            search_from = opening.start() + 1
+            continue
+        pieces += (text[position:opening.start()], text[opening.end():closing.start()])
+        position = search_from = closing.end()
+    return "".join(pieces) + text[position:]
 
 
 def strip_enclosing_quotes(text: str) -> str:

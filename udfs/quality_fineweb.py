@@ -27,10 +27,13 @@ def fineweb_signals(text: str, words: list[str] | None = None, short_line_length
     }
 
 
-# PIIFormatter's patterns and replacements (datatrove/pipeline/formatters/pii.py)
-_EMAIL = re.compile(
-    r"\b[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@(?:(?:[A-Za-z0-9](?:["
-    r"A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?|\[(?:(?:25[0-5]|2[0-4][0-9]|["
+# PIIFormatter's patterns and replacements (datatrove/pipeline/formatters/pii.py). Its e-mail pattern,
+#   \b[L]+(?:\.[L]+)*@(?:DOMAIN)  with L the local-part characters below,
+# is applied by _email_spans, which finds the same matches in linear time: a regex search retries the local part from
+# every position of a long run like "a-a-a-...@" (quadratic), while every start in one run ends at the same "@".
+_LOCAL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+/=?^_`{|}~-")
+_EMAIL_DOMAIN = re.compile(
+    r"(?:(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?|\[(?:(?:25[0-5]|2[0-4][0-9]|["
     r"01]?[0-9][0-9]?)\.){3}(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?|[A-Za-z0-9-]*[A-Za-z0-9]:)])"
 )
 _IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)\.){3}(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)")
@@ -48,7 +51,7 @@ def anonymize_pii(text: str) -> tuple[str, int, int]:
     """
     emails = ips = 0
 
-    def email(match: re.Match) -> str:
+    def email() -> str:
         nonlocal emails
         emails += 1
         return EMAIL_REPLACEMENTS[(emails - 1) % len(EMAIL_REPLACEMENTS)]
@@ -61,7 +64,7 @@ def anonymize_pii(text: str) -> tuple[str, int, int]:
         return IP_REPLACEMENTS[(ips - 1) % len(IP_REPLACEMENTS)]
 
     if "@" in text:
-        text = _EMAIL.sub(email, text)
+        text = _replace_spans(text, _email_spans(text), email)
     if "." in text:
         text = _IPV4.sub(ip, text)
     return text, emails, ips
@@ -72,3 +75,44 @@ def _is_public_ip(address: str) -> bool:
         return ipaddress.ip_address(address).is_global
     except ValueError:  # "01.2.3.4": the pattern allows leading zeros, ipaddress does not
         return False
+
+
+def _email_spans(text: str):
+    """(start, end) of each e-mail address, the matches PIIFormatter's pattern finds, left to right."""
+    resume = 0  # a match may not start inside the previous one
+    at = text.find("@")
+    while at != -1:
+        run = at  # the local part lies in the run of local characters and dots that ends at this "@"
+        while run > resume and (text[run - 1] in _LOCAL or text[run - 1] == "."):
+            run -= 1
+        start = _local_start(text, run, at)
+        domain = _EMAIL_DOMAIN.match(text, at + 1) if start is not None else None
+        if domain:
+            yield start, domain.end()
+            resume = domain.end()
+            at = text.find("@", resume)
+        else:
+            at = text.find("@", at + 1)
+
+
+def _local_start(text: str, run: int, at: int) -> int | None:
+    """The leftmost start of a local part ending at `at`: no dot first, last or doubled, a word boundary (\\b)."""
+    if run == at or text[at - 1] == ".":
+        return None
+    doubled = text.rfind("..", run, at)
+    for start in range(run if doubled == -1 else doubled + 2, at):
+        if text[start] != "." and _is_word(text[start]) != (start > 0 and _is_word(text[start - 1])):
+            return start
+    return None
+
+
+def _is_word(char: str) -> bool:
+    return char.isalnum() or char == "_"  # what \w matches in a str pattern
+
+
+def _replace_spans(text: str, spans, replacement) -> str:
+    pieces, position = [], 0
+    for start, end in spans:
+        pieces += (text[position:start], replacement())
+        position = end
+    return "".join(pieces) + text[position:] if pieces else text
