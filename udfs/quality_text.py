@@ -310,11 +310,14 @@ def _special_patterns() -> dict[tuple[str, ...], str]:
 
 _PATTERNS = _special_patterns()
 _PATTERN_LENGTHS = sorted({len(p) for p in _PATTERNS}, reverse=True)
+_PATTERN_FIRSTS = frozenset(p[0] for p in _PATTERNS)
 
 
 def _rejoin_special_cases(tokens: list[str]) -> list[str]:
-    matches = [(start, start + size) for size in _PATTERN_LENGTHS for start in range(len(tokens) - size + 1)
-               if tuple(tokens[start:start + size]) in _PATTERNS]
+    # only tokens that open some pattern can start a match: look at those alone
+    starts = [i for i, token in enumerate(tokens) if token in _PATTERN_FIRSTS]
+    matches = [(start, start + size) for size in _PATTERN_LENGTHS for start in starts
+               if start + size <= len(tokens) and tuple(tokens[start:start + size]) in _PATTERNS]
     if not matches:
         return tokens
     # longest first, then leftmost; a match is dropped when its first or last token is taken (spaCy's filter)
