@@ -53,7 +53,7 @@ class BenchmarkIndex:
 def benchmark_files(entries: list[BenchmarkEntry]) -> list[tuple[BenchmarkSpec, str]]:
     files = []
     for entry in entries:
-        spec = BenchmarkSpec(entry.name, entry.path, tuple(entry.fields), entry.id)
+        spec = BenchmarkSpec(entry.name, entry.path, tuple(entry.fields), entry.id, tuple(entry.choices), entry.answer)
         pattern = os.path.expanduser(entry.path)
         matched = sorted(glob.glob(pattern))
         if not matched and not os.path.isabs(pattern):
@@ -92,7 +92,7 @@ def build_index(spark: SparkSession, files: list[tuple[BenchmarkSpec, str]], cfg
             for index in batch.column("id").to_pylist():
                 spec, path = files[index]
                 rows = []
-                for row in read_benchmark(spec, path, n, min_n):
+                for row in read_benchmark(spec, path, n, min_n, cfg.choice_variants):
                     rows.append(_row(row))
                     if len(rows) >= _BATCH:
                         yield pa.RecordBatch.from_pylist(rows, schema=arrow_schema)
@@ -135,9 +135,9 @@ _META = StructType([
 def _cache_key(files: list[tuple[BenchmarkSpec, str]], cfg: DecontaminateConfig) -> str:
     digest = hashlib.sha256(NORMALIZATION_VERSION.encode())
     # Only what the index itself depends on: policy or cleaning changes reuse it.
-    digest.update(json.dumps([cfg.ngram, cfg.min_ngram, cfg.false_positive_rate]).encode())
+    digest.update(json.dumps([cfg.ngram, cfg.min_ngram, cfg.false_positive_rate, cfg.choice_variants]).encode())
     for spec, path in files:
-        digest.update(json.dumps([spec.name, spec.fields, spec.id_field]).encode())
+        digest.update(json.dumps([spec.name, spec.fields, spec.id_field, spec.choices, spec.answer]).encode())
         with open(path, "rb") as stream:
             for block in iter(lambda: stream.read(1 << 20), b""):
                 digest.update(block)

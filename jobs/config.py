@@ -76,6 +76,7 @@ class DecontaminateConfig(_Section):
     clean_min_piece: int = Field(200, ge=0)
     clean_max_hits: int = Field(10, ge=0)
     cache_index: bool = True
+    choice_variants: bool = True  # multiple-choice items also give context + each choice as separate texts
 
 
 class ClassifierConfig(_Section):
@@ -284,6 +285,8 @@ class BenchmarkEntry(_Section):
     path: str
     fields: list[str] = Field(min_length=1)
     id: str | None = None
+    choices: list[str] = Field(default_factory=list)  # multiple choice: the field(s) listing the choices
+    answer: str | None = None  # multiple choice: the gold answer's field (its index in the choices, or its text)
 
 
 class PipelineConfig(_Section):

@@ -1,4 +1,5 @@
 import gzip
+import json
 
 import numpy as np
 import pytest
@@ -135,3 +136,33 @@ def test_an_item_that_repeats_an_ngram_yields_it_once():
     rows = [(r.item_id, r.ngram_hash) for r in read_benchmark(spec, spec.path, 13, 8) if isinstance(r, BenchmarkNgram)]
     assert len(rows) == len(set(rows))
     assert sum(1 for item, _ in rows if item == "line 251") > 0
+
+
+def test_choice_variants_let_a_page_with_context_and_a_later_gold_answer_match(tmp_path):
+    # a short context whose gold answer is the second choice: the flattened item puts the first choice after the
+    # context, so no n-gram spans the context and the gold answer unless the item is expanded per choice
+    item = {"query": "The man turned on the faucet, therefore", "gold": 1,
+            "choices": ["the toilet filled with water.", "water flowed from the spout."]}
+    path = tmp_path / "copa.jsonl"
+    path.write_text(json.dumps(item) + "\n")
+    spec = BenchmarkSpec("copa", str(path), ("query", "choices"), choices=("choices",), answer="gold")
+    page = normalize_tokens("Blog post. The man turned on the faucet, therefore water flowed from the spout. Then")
+
+    def page_hits(variants: bool) -> set[str]:
+        grams = [r for r in read_benchmark(spec, str(path), 13, 8, variants) if isinstance(r, BenchmarkNgram)]
+        page_grams = {" ".join(page[i:i + g.length]) for g in grams for i in range(len(page) - g.length + 1)}
+        return {g.ngram for g in grams if g.ngram in page_grams}
+
+    assert page_hits(False) == set()
+    assert page_hits(True) == {"the man turned on the faucet therefore water flowed from the spout"}
+    # a gold answer given as text (not among the listed choices) gives its own variant
+    text_gold = BenchmarkSpec("x", str(path), ("query",), answer="answer")
+    path.write_text(json.dumps({"query": "Which gas do plants take in?", "answer": "Carbon dioxide from the air"}))
+    grams = [r.ngram for r in read_benchmark(text_gold, str(path), 13, 8) if isinstance(r, BenchmarkNgram)]
+    assert "which gas do plants take in carbon dioxide from the air" in grams
+
+
+def test_shipped_multiple_choice_benchmarks_name_their_choice_fields():
+    entries = {e.name: e for e in load_benchmarks()}
+    for name in ("arc_challenge", "arc_easy", "copa", "hellaswag", "mmlu", "openbookqa"):
+        assert entries[name].choices and set(entries[name].choices) <= set(entries[name].fields), name

@@ -19,6 +19,10 @@ class BenchmarkSpec:
     path: str
     fields: tuple[str, ...]
     id_field: str | None = None
+    # Multiple choice: the fields that list the choices (one element per choice) and the field naming the gold
+    # answer (its index in the choices, or its text). Empty/None: not a multiple-choice set.
+    choices: tuple[str, ...] = ()
+    answer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -46,11 +50,30 @@ def item_text(record: dict[str, Any], fields: tuple[str, ...]) -> str:
     """Every string under the named fields (dotted paths into nested objects, lists flattened), in order."""
     parts: list[str] = []
     for field in fields:
-        value: Any = record
-        for key in field.split("."):
-            value = value.get(key) if isinstance(value, dict) else None
-        parts.extend(_strings(value))
+        parts.extend(_strings(_get(record, field)))
     return " ".join(p for p in parts if p.strip())
+
+
+def choice_variants(record: dict[str, Any], spec: BenchmarkSpec) -> list[str]:
+    """Context + one answer, for each choice (and for the gold answer when it is given as text).
+
+    The flattened item puts every choice after the context, so a page quoting the context and the correct answer
+    shares no n-gram with it across that join unless the answer is the first choice; these texts do."""
+    if not spec.choices and spec.answer is None:
+        return []
+    context = item_text(record, tuple(f for f in spec.fields if f not in spec.choices and f != spec.answer))
+    answers = [s for field in spec.choices for s in _strings(_get(record, field)) if s.strip()]
+    gold = _get(record, spec.answer) if spec.answer else None
+    if isinstance(gold, str) and gold.strip() and gold not in answers:
+        answers.append(gold)
+    return [f"{context} {answer}" for answer in answers]
+
+
+def _get(record: dict[str, Any], field: str) -> Any:
+    value: Any = record
+    for key in field.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
 
 
 def _strings(value: Any) -> Iterator[str]:
@@ -73,8 +96,11 @@ def item_ngrams(text: str, n: int, min_n: int) -> tuple[list[str], list[int]]:
     return tokens, list(range(len(tokens) - length + 1))
 
 
-def read_benchmark(spec: BenchmarkSpec, path: str, n: int, min_n: int) -> Iterator[BenchmarkNgram | RowProblem]:
-    """N-grams of every item in one file; a row that cannot be used yields a RowProblem naming its line."""
+def read_benchmark(spec: BenchmarkSpec, path: str, n: int, min_n: int, variants: bool = True
+                   ) -> Iterator[BenchmarkNgram | RowProblem]:
+    """N-grams of every item in one file; a row that cannot be used yields a RowProblem naming its line.
+
+    With `variants`, a multiple-choice item also gives the n-grams of its choice_variants (same item id)."""
     for line, record, error in _records(path):
         if error is not None:
             yield RowProblem(spec.name, path, line, "malformed", error)
@@ -86,19 +112,27 @@ def read_benchmark(spec: BenchmarkSpec, path: str, n: int, min_n: int) -> Iterat
             continue
         item_id = str(record.get(spec.id_field)) if spec.id_field and record.get(spec.id_field) is not None \
             else f"line {line}"
-        tokens, starts = item_ngrams(text, n, min_n)
-        if not starts:
-            yield RowProblem(spec.name, path, line, "short", f"{len(tokens)} tokens, fewer than {min_n}")
-            continue
-        length = min(n, len(tokens))
-        hashes = ngram_hashes(token_hashes(tokens), [length])[length].view("int64")
         seen: set[int] = set()  # an item may repeat an n-gram (TruthfulQA answers do): one row each
-        for start in starts:
-            if int(hashes[start]) in seen:
-                continue
-            seen.add(int(hashes[start]))
-            yield BenchmarkNgram(spec.name, item_id, int(hashes[start]), " ".join(tokens[start : start + length]),
-                                 length)
+        tokens, starts = item_ngrams(text, n, min_n)
+        yield from _ngram_rows(spec.name, item_id, tokens, starts, n, seen)
+        for variant in choice_variants(record, spec) if variants else ():
+            # a variant under min_n tokens adds nothing; one can hold the only n-gram of a short item
+            yield from _ngram_rows(spec.name, item_id, *item_ngrams(variant, n, min_n), n, seen)
+        if not seen:
+            yield RowProblem(spec.name, path, line, "short", f"{len(tokens)} tokens, fewer than {min_n}")
+
+
+def _ngram_rows(benchmark: str, item_id: str, tokens: list[str], starts: list[int], n: int, seen: set[int]
+                ) -> Iterator[BenchmarkNgram]:
+    if not starts:
+        return
+    length = min(n, len(tokens))
+    hashes = ngram_hashes(token_hashes(tokens), [length])[length].view("int64")
+    for start in starts:
+        if int(hashes[start]) in seen:
+            continue
+        seen.add(int(hashes[start]))
+        yield BenchmarkNgram(benchmark, item_id, int(hashes[start]), " ".join(tokens[start : start + length]), length)
 
 
 def _records(path: str) -> Iterator[tuple[int, dict[str, Any], str | None]]:
