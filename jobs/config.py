@@ -129,6 +129,7 @@ class DedupConfig(_Section):
     verify: bool = True                         # exact Jaccard check of every candidate edge
     jaccard_threshold: float = Field(0.8, gt=0, le=1)
     max_bucket_size: int = Field(10_000, ge=2)  # larger LSH buckets are salted into sub-buckets of about this size
+    pair_bucket_size: int = Field(16, ge=0)     # LSH buckets up to this size link (and verify) every member pair
     max_iterations: int = Field(50, ge=1)       # connected-components rounds before the run fails
     quality_table: str = "quality"
     keeper_score_column: str = "quality_score"  # higher is better; used when the quality table has it

@@ -60,24 +60,35 @@ def signature_bands(docs: DataFrame, cfg: DedupConfig) -> DataFrame:
 
 
 def candidate_edges(members: DataFrame, cfg: DedupConfig, count: Count) -> DataFrame:
-    """(src, dst, exact) star edges: each bucket member to the bucket's smallest doc_id, never all pairs.
+    """(src, dst, exact) edges, src > dst. A MinHash bucket of up to pair_bucket_size members links every pair of
+    them: a star to the smallest id alone misses two near-duplicates that both differ from that member (the
+    Jaccard check then rejects both star edges). A larger bucket, and the exact-text bucket (band -1, whose
+    members are all equal), links each member to the bucket's smallest doc_id, never all pairs.
     A bucket over max_bucket_size (boilerplate) is salted by doc_id into sub-buckets of about that size: members
     link to their sub-bucket's smallest id and those to the bucket's, so no task holds a giant bucket and the
     bucket stays one connected piece. Aggregations are map-side combined, so counting a giant bucket is cheap."""
     sizes = (members.groupBy(*_BUCKET).agg(F.count("*").alias("n"), F.min("doc_id").alias("center"))
              .where("n > 1").localCheckpoint(eager=True))
     is_giant = F.col("n") > cfg.max_bucket_size
+    is_paired = (F.col("band") >= 0) & (F.col("n") <= cfg.pair_bucket_size)
     giant = sizes.where(is_giant).withColumn("salts", F.ceil(F.col("n") / cfg.max_bucket_size).cast("long"))
     stats = sizes.agg(F.count("*").alias("shared"), F.sum(is_giant.cast("long")).alias("buckets"),
-                      F.sum(F.when(is_giant, F.col("n"))).alias("docs")).first()
+                      F.sum(F.when(is_giant, F.col("n"))).alias("docs"),
+                      F.sum(is_paired.cast("long")).alias("paired")).first()
     count("shared_buckets", stats["shared"])
+    count("paired_buckets", stats["paired"] or 0)
     count("giant_buckets", stats["buckets"] or 0)
     count("giant_bucket_members", stats["docs"] or 0)
-    normal = sizes.join(F.broadcast(giant.select(*_BUCKET)), _BUCKET, "left_anti")
+    normal = sizes.join(F.broadcast(giant.select(*_BUCKET)), _BUCKET, "left_anti").withColumn("paired", is_paired)
     # Giant buckets' members are split off by a broadcast join first, so no shuffle partition receives one.
-    edges = (members.join(F.broadcast(giant.select(*_BUCKET)), _BUCKET, "left_anti")
-             .join(normal, _BUCKET).where(F.col("doc_id") != F.col("center"))
+    in_normal = members.join(F.broadcast(giant.select(*_BUCKET)), _BUCKET, "left_anti").join(normal, _BUCKET)
+    edges = (in_normal.where(~F.col("paired") & (F.col("doc_id") != F.col("center")))
              .select(F.col("doc_id").alias("src"), F.col("center").alias("dst"), "band"))
+    in_paired = in_normal.where("paired").select(*_BUCKET, "doc_id")
+    pairs = (in_paired.withColumnRenamed("doc_id", "src")
+             .join(in_paired.withColumnRenamed("doc_id", "dst"), _BUCKET).where(F.col("src") > F.col("dst"))
+             .select("src", "dst", "band"))
+    edges = edges.unionByName(pairs)
     if stats["buckets"]:
         salted = (members.join(F.broadcast(giant), _BUCKET)
                   .withColumn("salt", F.pmod(F.xxhash64("doc_id"), F.col("salts"))))
