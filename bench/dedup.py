@@ -294,9 +294,10 @@ def spark_child(tmp: str) -> None:
     # imports are likewise done before it is timed).
     warm = [(0, plan[0][1], 300)] + plan
     for factor, path, n in warm:
-        for verify in ([True, False] if factor == 1 else [True]):
-            cfg = load_config(overrides=[f"storage.root={tmp}/lake_{factor}x_{verify}", "spark.master=local[1]",
-                                         f"dedup.verify={str(verify).lower()}"])
+        # at 1x also: verification off, and the star-only verification of before pair_bucket_size (0)
+        for verify, pairs in ([(True, 16), (True, 0), (False, 16)] if factor == 1 else [(True, 16)]):
+            cfg = load_config(overrides=[f"storage.root={tmp}/lake_{factor}x_{verify}_{pairs}", "spark.master=local[1]",
+                                         f"dedup.verify={str(verify).lower()}", f"dedup.pair_bucket_size={pairs}"])
             lake = Lakehouse(spark := get_spark(cfg.spark), cfg.storage)
             lake.create(DOCUMENTS)
             source = spark.read.parquet(path).limit(n)
@@ -305,12 +306,13 @@ def spark_child(tmp: str) -> None:
             record = run_pipeline(cfg, ["dedup"])[0]
             if factor == 0:
                 break
-            run = {"factor": factor, "docs": n, "verify": verify, "seconds": record.seconds,
+            run = {"factor": factor, "docs": n, "verify": verify, "pair_bucket_size": pairs, "seconds": record.seconds,
                    "status": record.status, "counters": dict(record.counters)}
             if factor == 1:
                 run["clusters"] = {r.doc_id: r.cluster_id for r in lake.read("duplicates").collect()}
             result["runs"].append(run)
-            print(f"spark {factor}x verify={verify}: {n} docs in {record.seconds:.1f}s", file=sys.stderr, flush=True)
+            print(f"spark {factor}x verify={verify} pairs<={pairs}: {n} docs in {record.seconds:.1f}s", file=sys.stderr,
+                  flush=True)
     (Path(tmp) / "spark.json").write_text(json.dumps(result, default=str))
 
 
@@ -342,7 +344,8 @@ def main() -> None:
             result["datatrove"] = run_datatrove(docs, Path(tmp) / "datatrove")
             dt_seconds = sum(result["datatrove"]["seconds"].values())
             accuracy.append(["datatrove 0.10.1 MinHash (14 x 8, no verification)",
-                             *_acc(score(result["datatrove"]["cluster_of"], truth, components, with_shingles))])
+                             *_acc(score(result["datatrove"]["cluster_of"], truth, components, with_shingles)),
+                             None, None])
             speed.append(["datatrove: Signature + Buckets + Cluster + Filter", len(docs), dt_seconds,
                           len(docs) / dt_seconds, None])
             speed += [[f"  {k}", None, v, None, None] for k, v in result["datatrove"]["seconds"].items()]
@@ -354,11 +357,13 @@ def main() -> None:
                 ratio = rate / (len(docs) / dt_seconds) if not args.skip_datatrove else None
                 if run["factor"] == 1:
                     cluster_of = {index[d]: c for d, c in run["clusters"].items()}
-                    label = f"ours: dedup stage (verification {'on' if run['verify'] else 'off'})"
-                    accuracy.append([label, *_acc(score(cluster_of, truth, components, with_shingles))])
-                    speed.append([f"spark local[1]: dedup stage, verification {'on' if run['verify'] else 'off'}",
-                                  run["docs"], run["seconds"], rate, ratio])
-                if run["verify"]:
+                    how = f"verification {'on' if run['verify'] else 'off'}" + (
+                        ", star edges only (pair_bucket_size=0, as before)" if not run["pair_bucket_size"] else "")
+                    accuracy.append([f"ours: dedup stage ({how})",
+                                     *_acc(score(cluster_of, truth, components, with_shingles)),
+                                     run["counters"].get("verified_edges"), run["counters"].get("rejected_edges")])
+                    speed.append([f"spark local[1]: dedup stage, {how}", run["docs"], run["seconds"], rate, ratio])
+                if run["verify"] and run["pair_bucket_size"]:
                     curve.append([f"{run['factor']}x", run["docs"], run["seconds"], rate,
                                   run["seconds"] / (curve[0][2] if curve else run["seconds"]) / run["factor"],
                                   run["counters"].get("components_rounds")])
@@ -367,7 +372,8 @@ def main() -> None:
     print(f"\n## Accuracy: pairs in one cluster vs all {len(truth)} pairs with Jaccard >= {THRESHOLD} "
           f"(exact all-pairs join; brute force on {check['sample_docs']} sampled docs x all "
           f"{'agrees' if check['agrees'] else 'DISAGREES'})")
-    print(markdown_table(["system", "pairs predicted", "recall", "precision", "precision (component)"], accuracy))
+    print(markdown_table(["system", "pairs predicted", "recall", "precision", "precision (component)",
+                          "verified edges", "rejected edges"], accuracy))
     print("\n## Speed, one core (docs/s)")
     print(markdown_table(["engine", "docs", "seconds", "docs/s", "x datatrove"], speed))
     print("\n## Signature step alone (text -> MinHash signature, in-process, one core)")

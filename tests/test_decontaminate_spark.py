@@ -47,7 +47,24 @@ def _variants() -> list[tuple[str, str, str]]:
         ("humaneval", human["task_id"], human["prompt"]),
         ("truthfulqa", "line 251", tqa["Question"] + "!!! " + tqa["Best Answer"].lower() + " ... "
          + tqa["Correct Answers"] + " " + tqa["Incorrect Answers"]),
+        # short context + the gold answer, which is not the first choice: no n-gram of the flattened item
+        # (context + every choice) is in these texts; the per-choice variants are
+        *((name, f"line {line}", _context_and_gold(file, line, context, choices, gold))
+          for name, file, line, context, choices, gold in GOLD_NOT_FIRST),
     ]
+
+
+GOLD_NOT_FIRST = [
+    ("copa", "copa.jsonl.gz", 2, "query", "choices", "gold"),
+    ("arc_challenge", "arc_challenge.jsonl.gz", 34, "query", "choices", "gold"),
+    ("mmlu_dev", "mmlu_dev.jsonl.gz", 6, "question", "choices", "answer"),
+]
+
+
+def _context_and_gold(file: str, line: int, context: str, choices: str, gold: str) -> str:
+    item = _item(file, line)
+    assert item[gold] > 0
+    return item[context] + " " + item[choices][item[gold]]
 
 
 def _benchmarks_file(folder: Path, names=SUBSET, extra: list[dict] | None = None) -> Path:
@@ -71,7 +88,8 @@ def lake(spark, tmp_path_factory):
     for (benchmark, item_id, text), host in zip(_variants(), hosts, strict=True):
         row = host.asDict()
         cut = len(row["text"]) // 2
-        row.update(doc_id=doc_id_from_record_id(f"planted-{benchmark}"), warc_record_id=f"planted-{benchmark}",
+        record_id = f"planted-{benchmark}-{item_id}"
+        row.update(doc_id=doc_id_from_record_id(record_id), warc_record_id=record_id,
                    text=row["text"][:cut] + "\n" + text + "\n" + row["text"][cut:])
         planted.append((row["doc_id"], benchmark, item_id))
         lake.merge(DOCUMENTS.name, spark.createDataFrame([row], DOCUMENTS.schema))

@@ -230,3 +230,26 @@ def _groups(cluster: dict[str, str]) -> dict[str, list[str]]:
     for doc, cid in cluster.items():
         groups.setdefault(cid, []).append(doc)
     return groups
+
+
+def test_small_buckets_verify_member_pairs_so_two_duplicates_of_each_other_link(spark, docs):
+    # One LSH bucket of three: "a" (the smallest id, the star's centre) is another article; "b" and "c" are one
+    # article and a copy with a word changed. The star's edges b-a and c-a both fail the Jaccard check, so only
+    # the pair edge b-c links the duplicates; a bucket over pair_bucket_size keeps the star (2 edges, both fail).
+    from refinery.jobs.config import DedupConfig
+    from refinery.jobs.dedup_edges import candidate_edges, verify_edges
+
+    first, second = docs[0]["text"], docs[1]["text"]
+    words = second.split()
+    words[len(words) // 2] = "tonnes"
+    texts = {"a": first, "b": second, "c": " ".join(words)}
+    assert jaccard(np.unique(shingles(texts["b"])), np.unique(shingles(texts["c"]))) >= 0.8
+    documents = spark.createDataFrame(sorted(texts.items()), "doc_id string, text string")
+    members = spark.createDataFrame([(d, 3, 77) for d in texts], "doc_id string, band int, band_hash long")
+    for pair_size, expected in ((16, {("c", "b")}), (2, set())):
+        cfg, counted = DedupConfig(pair_bucket_size=pair_size), {}
+        edges = candidate_edges(members, cfg, counted.__setitem__)
+        assert edges.count() == (3 if pair_size == 16 else 2)
+        kept = verify_edges(edges, documents, cfg, counted.__setitem__)
+        assert {(r.src, r.dst) for r in kept.collect()} == expected
+        assert counted["paired_buckets"] == (1 if pair_size == 16 else 0)

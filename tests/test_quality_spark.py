@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from refinery.jobs.base import InputError, run_stage
+from refinery.jobs.config import ClassifierConfig
 from refinery.jobs.ingest import IngestStage
 from refinery.jobs.quality import QualityStage
 from refinery.jobs.storage import Lakehouse
@@ -100,3 +101,57 @@ def test_a_row_whose_signals_failed_is_written_with_a_counted_reason(spark, tmp_
     row.update(doc_id="d" * 32, keep=False, drop_reasons=["failed_signals"], settings_hash="0" * 32, run_id="r")
     lake.merge(QUALITY.name, spark.createDataFrame([row], QUALITY.schema))  # null signal structs are accepted
     assert lake.read(QUALITY.name).first().gopher_quality is None
+
+
+def _tiny_hf_classifier(folder: Path, texts: list[str]) -> Path:
+    """A FineWeb-Edu style regression head (one output), BERT-shaped and tiny, with a word-level tokenizer over
+    the texts' own words: built and saved here, nothing downloaded."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+
+    words = sorted({w for t in texts for w in t.lower().split()})[:2000]
+    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *words])}
+    core = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    core.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2),
+                                                                                                  ("[SEP]", 3)])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="[UNK]", pad_token="[PAD]",
+                                        cls_token="[CLS]", sep_token="[SEP]", model_max_length=128)
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(
+        vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+        max_position_embeddings=128, num_labels=1))
+    path = folder / "edu"
+    tokenizer.save_pretrained(path)
+    model.save_pretrained(path)
+    return path
+
+
+def test_hugging_face_classifier_scores_every_document_through_the_stage(scored, spark, tmp_path):
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    config, lake, _, _ = scored
+    docs = {r.doc_id: r.text for r in lake.read("documents").collect()}
+    path = _tiny_hf_classifier(tmp_path, list(docs.values()))
+    # the same forward pass outside Spark, one document at a time (no padding), is the expected score
+    tokenizer, model = AutoTokenizer.from_pretrained(path), AutoModelForSequenceClassification.from_pretrained(path)
+    model.train(False)
+    with torch.inference_mode():
+        expected = {d: model(**tokenizer(t[:2000], truncation=True, max_length=64, return_tensors="pt")).logits[0, 0]
+                    .item() for d, t in docs.items() if t.strip()}
+    threshold = sorted(expected.values())[len(expected) // 2]
+    edu = config.model_copy(deep=True)
+    edu.quality.pii = False
+    edu.quality.classifiers = [ClassifierConfig(name="edu", kind="hf", path=str(path), min_score=threshold,
+                                                max_chars=2000, max_length=64, batch_size=4)]
+    record = run_stage(QualityStage(), spark, edu)
+    assert record.status == "succeeded" and record.counters["scored_edu"] == len(expected)
+    rows = {r.doc_id: r for r in lake.read("quality").collect()}
+    assert set(rows) == set(docs)
+    for doc_id, score in expected.items():
+        assert rows[doc_id].scores["edu"] == pytest.approx(score, abs=1e-4)
+        assert rows[doc_id].quality_score == rows[doc_id].scores["edu"]
+        assert ("classifier_edu" in rows[doc_id].drop_reasons) == (rows[doc_id].scores["edu"] < threshold)
+    assert record.counters["dropped_classifier_edu"] == sum(s < threshold for s in expected.values()) > 0
