@@ -272,16 +272,71 @@ def recall(plants: list[dict[str, str]], found: dict[str, set]) -> list[list[Any
     return rows
 
 
+def choice_recall(docs: list[Doc], rng: random.Random, per_benchmark: int = 200) -> list[list[Any]]:
+    """Recall on "context + gold answer" pages for the multiple-choice sets, with per-choice variants off and on.
+
+    Items whose gold answer is not the first choice and whose context is under N tokens (so no n-gram of the
+    context alone matches), up to `per_benchmark` of them (seeded), each planted mid-text in a sampled document;
+    found = some n-gram that read_benchmark gives the item occurs in that document (exact strings, all lengths)."""
+    from refinery.jobs.config import load_benchmarks
+    from refinery.udfs.benchmarks import BenchmarkNgram, BenchmarkSpec, item_text, read_benchmark
+
+    rows = []
+    for entry in load_benchmarks():
+        if not entry.choices or not entry.answer:
+            continue
+        spec = BenchmarkSpec(entry.name, str(REPO / entry.path), tuple(entry.fields), entry.id,
+                             tuple(entry.choices), entry.answer)
+        grams = {variants: defaultdict(set) for variants in (False, True)}
+        for variants, table in grams.items():
+            for r in read_benchmark(spec, spec.path, N, MIN_N, variants):
+                if isinstance(r, BenchmarkNgram):
+                    table[r.item_id].add(r.ngram)
+        context_fields = tuple(f for f in entry.fields if f not in entry.choices)
+        pages = []
+        with gzip.open(spec.path, "rt", encoding="utf-8") as lines:
+            for line, rec in enumerate(map(json.loads, lines), 1):
+                gold, choices = rec.get(entry.answer), rec.get(entry.choices[0])
+                context = item_text(rec, context_fields)
+                if (isinstance(gold, int) and 0 < gold < len(choices or [])
+                        and len(normalize_tokens(context)) < N):
+                    key = entry.id and rec.get(entry.id)
+                    pages.append((f"line {line}" if key is None else str(key), f"{context} {choices[gold]}"))
+        pages = rng.sample(pages, min(per_benchmark, len(pages)))
+        found = {False: 0, True: 0}
+        for item_id, planted in pages:
+            host = docs[rng.randrange(len(docs))]["text"]
+            tokens = normalize_tokens(f"{host[:len(host) // 2]}\n{planted}\n{host[len(host) // 2:]}")
+            for variants, table in grams.items():
+                wanted = table.get(item_id, set())
+                lengths = {len(g.split()) for g in wanted}
+                present = {" ".join(tokens[i:i + n]) for n in lengths for i in range(len(tokens) - n + 1)}
+                found[variants] += bool(wanted & present)
+        n = max(len(pages), 1)
+        rows.append([entry.name, len(pages), found[False] / n, found[True] / n])
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit-docs", type=int, help="the first N Reuters documents and first N/10 gold pages")
     parser.add_argument("--skip-spark", action="store_true")
+    parser.add_argument("--choice-recall-only", action="store_true",
+                        help="only the multiple-choice recall table (choice_variants off vs on)")
     parser.add_argument("--spark-child", metavar="TMP", help=argparse.SUPPRESS)  # internal: the Spark run
     args = parser.parse_args()
     if args.spark_child:
         return spark_child(args.spark_child)
     data, load = require_data(CORPUS, WARC), os.getloadavg()
     from refinery.udfs.ids import text_hash
+
+    choice_rows = choice_recall(load_docs(data, args.limit_docs), random.Random(SEED))
+    choice_table = markdown_table(["benchmark", "context + gold pages (gold not first, context < 13 tokens)",
+                                   "recall, choice_variants off (before)", "recall, on (after)"], choice_rows)
+    if args.choice_recall_only:
+        print(choice_table)
+        write_json("decontamination_choices.json", {"choice_recall": choice_rows})
+        return
 
     items, read_s = timed(load_items)
     docs = load_docs(data, args.limit_docs)
@@ -364,7 +419,10 @@ def main() -> None:
     same = {d: {ix["exact"][h] for h in hs} for d, hs in ours.items()} == base and batched[0] == ours
     print(f"\nin-process: {checked} n-grams checked, {candidates} Bloom candidates, same matches as the baseline: "
           f"{'yes' if same else 'NO'}. Load average at start {load[0]:.2f} on {os.cpu_count()} CPUs (wall-clock).")
+    print("\n## Multiple choice: a page with a short context and its gold answer (not the first choice)")
+    print(choice_table)
     path = write_json("decontamination.json", {
+        "choice_recall": choice_rows,
         "limit_docs": args.limit_docs, "load_average_at_start": load, "versions": versions("pyspark", "numpy"),
         "docs": len(docs), "plants": plants, "speed": speed, "build_seconds": {str(k): v for k, v in s.items()},
         "bloom_bytes": {str(f): b.nbytes for f, b in blooms.items()}, "python_set_bytes": ix["set_bytes"],
