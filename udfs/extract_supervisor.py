@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 
-from .extract import ExtractionTimeout, Extracted, Extractor, extract_main_text
+from .extract import Extracted, ExtractionTimeout, Extractor, extract_main_text
 
 _LEN = struct.Struct("!I")
 _NO_TITLE = 0xFFFFFFFF

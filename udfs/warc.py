@@ -63,6 +63,9 @@ class _ReadTracker:
     def close(self) -> None:
         self.raw.close()
 
+    def __getattr__(self, name: str):  # tell, seekable, ...: FastWARC asks the file for them
+        return getattr(self.raw, name)
+
 
 def open_warc(path: str) -> BinaryIO:
     """Open a local path or any fsspec URI (s3://, gs://, hdfs://, abfs://) for streaming reads."""
@@ -123,7 +126,9 @@ def read_warc_documents(path: str, settings: IngestSettings, outcome: FileOutcom
             if row is not None:
                 counters["documents"] += 1
                 yield row
-    except (TruncatedRecord, OSError, ValueError, EOFError) as err:
+    except BaseException as err:
+        if not _is_damage(err):
+            raise
         read = counters["records"]
         if stream.io_error is not None:
             # The storage failed, not the file: nothing about its content is known, so read it all again next run.
@@ -145,6 +150,11 @@ def read_warc_documents(path: str, settings: IngestSettings, outcome: FileOutcom
             counters["failed_not_warc"] += 1
     finally:
         stream.close()
+
+
+def _is_damage(err: BaseException) -> bool:
+    # FastWARC (Rust) reports some malformed input as pyo3's PanicException, a BaseException: damage, like the rest.
+    return isinstance(err, (TruncatedRecord, OSError, ValueError, EOFError)) or type(err).__name__ == "PanicException"
 
 
 def _read_block(record, offset: int, keep: int, already: int = 0) -> bytes:
