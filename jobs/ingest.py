@@ -110,7 +110,10 @@ class IngestStage:
         try:
             with spark_progress(ctx.spark, f"ingest: extracting {len(files)} WARC file(s)", ctx.show_progress):
                 results.count()  # one pass over the WARCs; validation and MERGE reuse the cached rows
-            self._commit(ctx, results, len(files))
+            # One partition per file suits reading; validating and merging a few rows per file does not (every
+            # expectation would be a job of as many tasks as files), so the cached rows are regrouped, unshuffled.
+            regrouped = results.coalesce(int(ctx.spark.conf.get("spark.sql.shuffle.partitions")))
+            self._commit(ctx, regrouped, len(files))
         finally:
             results.unpersist()
 

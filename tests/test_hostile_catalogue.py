@@ -88,7 +88,8 @@ def test_every_hostile_input_gets_its_named_outcome(spark, tmp_path):
     lake.table("ingest_files").update(f"warc_path = '{cut}'", {"status": "'failed_io'"})
     validate(INGEST_FILES.name, lake.read(INGEST_FILES.name))  # the suite knows the status
     Path(cut).write_bytes(three_pages())
-    retry = run_stage(IngestStage(input_glob=str(tmp_path / "warcs" / "*")), spark, config)
+    quick = lake_config(tmp_path / "lake", "ingest.timeout_s=2", "validation.enabled=false")
+    retry = run_stage(IngestStage(input_glob=str(tmp_path / "warcs" / "*")), spark, quick)
     assert retry.counters["dropped_already_present"] == 2 and retry.rows_out == 1
     assert retry.counters["skipped_already_ingested"] == len(cases) - 2 - 1  # the `failed` files are retried too
     assert lake.read("ingest_files").where(f"warc_path = '{cut}'").first().status == "done"
@@ -101,7 +102,7 @@ def test_every_hostile_input_gets_its_named_outcome(spark, tmp_path):
     # A benchmark file with broken rows: counted, named, and the good rows still used.
     bench_yaml, broken = broken_benchmark(tmp_path)
     decon_config = lake_config(tmp_path / "lake", f"decontaminate.benchmarks_file={bench_yaml}",
-                               "decontaminate.cache_index=false")
+                               "decontaminate.cache_index=false", "validation.enabled=false")
     decon = run_stage(DecontaminateStage(), spark, decon_config)
     assert decon.counters["failed_benchmark_rows"] == broken and decon.counters["docs_scanned"] == ingest.rows_out + 1
     missing = lake_config(tmp_path / "lake", f"decontaminate.benchmarks_file={missing_benchmark(tmp_path)}")
