@@ -34,7 +34,9 @@ from .data.hostile.recipes import (
     write_ingest_cases,
 )
 
-BUDGET_S = 240  # the whole catalogue on a loaded 2-core CI machine
+# A guard against hangs (a page that is not stopped, a read that never ends), not a benchmark: about 1 min on an
+# idle 2-core machine, several on one shared by many jobs.
+BUDGET_S = 600
 
 
 def test_every_hostile_input_gets_its_named_outcome(spark, tmp_path):
@@ -88,7 +90,8 @@ def test_every_hostile_input_gets_its_named_outcome(spark, tmp_path):
     lake.table("ingest_files").update(f"warc_path = '{cut}'", {"status": "'failed_io'"})
     validate(INGEST_FILES.name, lake.read(INGEST_FILES.name))  # the suite knows the status
     Path(cut).write_bytes(three_pages())
-    quick = lake_config(tmp_path / "lake", "ingest.timeout_s=2", "validation.enabled=false")
+    quick = lake_config(tmp_path / "lake", "ingest.timeout_s=2", "ingest.max_failed_file_fraction=1",
+                        "validation.enabled=false")
     retry = run_stage(IngestStage(input_glob=str(tmp_path / "warcs" / "*")), spark, quick)
     assert retry.counters["dropped_already_present"] == 2 and retry.rows_out == 1
     assert retry.counters["skipped_already_ingested"] == len(cases) - 2 - 1  # the `failed` files are retried too
