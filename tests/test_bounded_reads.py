@@ -16,6 +16,16 @@ FAST = IngestSettings(extractor="resiliparse", timeout_s=30, isolate_extraction=
 HTML = article_html(title="Encoded page").encode()
 
 
+def peak_python_bytes(work):
+    """(result of work(), the peak bytes Python allocated meanwhile)."""
+    tracemalloc.start()
+    try:
+        result = work()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 @pytest.mark.parametrize("coding,header", [("gzip", "gzip"), ("deflate", "deflate"), ("deflate-raw", "deflate"),
                                            ("br", "br"), ("zstd", "zstd")])
 def test_each_content_coding_decodes_to_the_original_html(coding, header):
@@ -37,13 +47,13 @@ def test_a_body_not_really_in_its_coding_is_kept_as_stored():
 def test_a_decompression_bomb_stops_at_the_cap_without_holding_its_output(coding):
     block = http_block(zeros_bomb(coding, 64 << 20), {"Content-Encoding": coding})
     assert len(block) < 1 << 20
-    tracemalloc.start()
-    try:
-        with pytest.raises(BodyTooLarge, match="1000000-byte cap"):
+    with pytest.raises(BodyTooLarge, match="1000000-byte cap"):
+        tracemalloc.start()
+        try:
             parse_http_response(block, max_body_bytes=1_000_000)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+        finally:
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
     assert peak < 8 * 1_000_000  # the cap plus a few steps, not the 64 MB the bomb expands to
 
 
@@ -78,12 +88,7 @@ def test_a_record_over_max_record_bytes_is_skipped_without_holding_its_payload(t
     path.write_bytes(warc_gz(warc_record(big, "http://big.example/"), page("http://after.example/", HTML)))
     outcome = FileOutcome(str(path))
     settings = IngestSettings("resiliparse", 30, max_record_bytes=10_000_000, isolate_extraction=False)
-    tracemalloc.start()
-    try:
-        docs = list(read_warc_documents(str(path), settings, outcome))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    docs, peak = peak_python_bytes(lambda: list(read_warc_documents(str(path), settings, outcome)))
     assert outcome.counters["skipped_too_large"] == 1 and len(docs) == 1
     assert peak < 8 << 20  # read and dropped a megabyte at a time
 
@@ -93,12 +98,7 @@ def test_a_non_html_record_is_skipped_after_its_headers(tmp_path):
     path = tmp_path / "blob.warc.gz"
     path.write_bytes(warc_gz(warc_record(blob, "http://blob.example/"), page("http://after.example/", HTML)))
     outcome = FileOutcome(str(path))
-    tracemalloc.start()
-    try:
-        docs = list(read_warc_documents(str(path), FAST, outcome))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    docs, peak = peak_python_bytes(lambda: list(read_warc_documents(str(path), FAST, outcome)))
     assert outcome.counters["skipped_non_html"] == 1 and len(docs) == 1
     assert peak < 6 << 20
 
