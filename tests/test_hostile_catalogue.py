@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from refinery.jobs.base import InputError, run_stage
-from refinery.jobs.config import ConfigError, load_config
-from refinery.jobs.decontaminate import DecontaminateStage
+from refinery.jobs.benchmark_index import load_or_build_index
+from refinery.jobs.config import ConfigError, load_benchmarks, load_config
 from refinery.jobs.ingest import IngestStage
 from refinery.jobs.quality import QualityStage, build_settings
 from refinery.jobs.storage import Lakehouse
@@ -102,15 +102,14 @@ def test_every_hostile_input_gets_its_named_outcome(spark, tmp_path):
     quality = run_stage(QualityStage(), spark, config)
     assert quality.counters["docs_scored"] == lake.read("documents").count() == ingest.rows_out + 1
 
-    # A benchmark file with broken rows: counted, named, and the good rows still used.
+    # A benchmark file with broken rows: counted, named with file and line, and the good rows still used. The
+    # decontaminate stage's first step (the benchmark index, built on Spark) is where they are met.
     bench_yaml, broken = broken_benchmark(tmp_path)
-    decon_config = lake_config(tmp_path / "lake", f"decontaminate.benchmarks_file={bench_yaml}",
-                               "decontaminate.cache_index=false", "validation.enabled=false")
-    decon = run_stage(DecontaminateStage(), spark, decon_config)
-    assert decon.counters["failed_benchmark_rows"] == broken and decon.counters["docs_scanned"] == ingest.rows_out + 1
-    missing = lake_config(tmp_path / "lake", f"decontaminate.benchmarks_file={missing_benchmark(tmp_path)}")
+    index = load_or_build_index(spark, load_benchmarks(bench_yaml), config.decontaminate, None)
+    assert index.counters["failed_benchmark_rows"] == broken and index.counters["benchmark_items"] == 5
+    assert any("broken.jsonl line 6: not valid JSON" in problem for problem in index.problems)
     with pytest.raises(InputError, match="benchmark ghost: no file matches"):
-        run_stage(DecontaminateStage(), spark, missing)
+        load_or_build_index(spark, load_benchmarks(missing_benchmark(tmp_path)), config.decontaminate, None)
 
     # A model file of another format where a fastText model is expected: the run stops naming the file.
     for i, (name, path) in enumerate(foreign_model_files(tmp_path / "models").items()):

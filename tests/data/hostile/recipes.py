@@ -387,7 +387,7 @@ def expected_file_outcome(cases: list[IngestCase]) -> tuple[str, dict[str, int]]
 # ---- cases for the other stages: (name, what to do, the outcome) ----------------------------------------------
 
 def broken_benchmark(folder: Path) -> tuple[Path, int]:
-    """A benchmark file with good rows and 4 broken ones (bad JSON, not an object, no fields, empty line kept)."""
+    """A benchmark file with 5 good rows and 4 broken ones (bad JSON, a list, none of the fields, a string)."""
     good = [{"question": f"What does the river town keep after the railway arrived number {i}?",
              "answer": "its old stone bridge over the water in the quiet green valley"} for i in range(5)]
     lines = [json.dumps(r) for r in good] + ['{"question": "unterminated', "[1, 2, 3]", '{"other": "field"}',
