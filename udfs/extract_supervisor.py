@@ -30,6 +30,10 @@ class ExtractionCrashed(Exception):
     """The extraction process died while working on a page: counted `failed_extraction_crashed`."""
 
 
+class ExtractionUnavailable(RuntimeError):
+    """The extraction process cannot start at all: a setup problem, so it fails the file, not page after page."""
+
+
 class ExtractionFailed(Exception):
     """The extractor raised on a page (in the child): counted `failed_extraction_error`."""
 
@@ -92,7 +96,7 @@ class ExtractionSupervisor:
                 raise EOFError
         except (EOFError, TimeoutError) as err:
             code = self._reap()
-            raise RuntimeError(f"the extraction process ({sys.executable} -m refinery.udfs.extract_supervisor "
+            raise ExtractionUnavailable(f"the extraction process ({sys.executable} -m refinery.udfs.extract_supervisor "
                                f"{self.extractor}) did not start ({_exit_reason(code)}); is refinery installed "
                                "on this node? ingest.isolate_extraction=false extracts in-process") from err
 

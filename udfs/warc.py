@@ -11,7 +11,7 @@ from typing import Any, BinaryIO
 
 from .charset import decode_html
 from .extract import Extracted, ExtractionTimeout, Extractor, extract_main_text
-from .extract_supervisor import ExtractionCrashed, shared_supervisor
+from .extract_supervisor import ExtractionCrashed, ExtractionUnavailable, shared_supervisor
 from .http import BodyTooLarge, parse_http_head, parse_http_response
 from .ids import doc_id_from_record_id, text_hash, url_host
 from .langid import detect_language
@@ -213,6 +213,8 @@ def _document(record, block: bytes, offset: int, path: str, crawl: str, settings
     except ExtractionCrashed:
         counters["failed_extraction_crashed"] += 1
         return None
+    except ExtractionUnavailable:
+        raise  # not the page's fault: the file stops with the cause in ingest_files.error (failed_unexpected_error)
     except Exception:  # noqa: BLE001 - one bad page is a counted outcome, not a failed task
         counters["failed_extraction_error"] += 1
         return None
