@@ -52,6 +52,8 @@ class IngestConfig(_Section):
     extractor: Literal["trafilatura", "resiliparse"] = "trafilatura"
     timeout_s: float = Field(10.0, gt=0)
     max_html_bytes: int = Field(5_000_000, gt=0)
+    max_record_bytes: int = Field(20_000_000, gt=0)
+    isolate_extraction: bool = True
     min_text_chars: int = Field(1, ge=1)
     crawl: str | None = None
     force: bool = False

@@ -104,18 +104,24 @@ class IngestStage:
         files = self._not_yet_ingested(ctx, files, force)
         if not files:
             return
-        settings = IngestSettings(cfg.extractor, cfg.timeout_s, cfg.max_html_bytes, cfg.min_text_chars, cfg.crawl)
+        settings = IngestSettings(cfg.extractor, cfg.timeout_s, cfg.max_html_bytes, cfg.min_text_chars, cfg.crawl,
+                                  cfg.max_record_bytes, cfg.isolate_extraction)
         results = read_files(ctx.spark, files, settings).persist(StorageLevel.MEMORY_AND_DISK)
         try:
             with spark_progress(ctx.spark, f"ingest: extracting {len(files)} WARC file(s)", ctx.show_progress):
                 results.count()  # one pass over the WARCs; validation and MERGE reuse the cached rows
-            self._commit(ctx, results, len(files))
+            # One partition per file suits reading; validating and merging a few rows per file does not (every
+            # expectation would be a job of as many tasks as files), so the cached rows are regrouped, unshuffled.
+            regrouped = results.coalesce(int(ctx.spark.conf.get("spark.sql.shuffle.partitions")))
+            self._commit(ctx, regrouped, len(files))
         finally:
             results.unpersist()
 
     def _not_yet_ingested(self, ctx: StageContext, files: list[tuple[str, int]], force: bool):
         if force:
             return files
+        # `failed` and `failed_io` files are read again: a file that could not be opened may be readable now, and
+        # a read error says nothing about the rest of the file. Documents kept before it MERGE as already present.
         seen = {r.warc_path for r in ctx.lake.read(INGEST_FILES.name)
                 .where(F.col("status").isin("done", "partial")).select("warc_path").collect()}
         todo = [f for f in files if f[0] not in seen]
@@ -150,7 +156,7 @@ class IngestStage:
         for row in summaries:
             if row.error:
                 print(f"warning: {row.error}", file=sys.stderr)
-        failed = totals["files_failed"]
+        failed = totals["files_failed"] + totals["files_failed_io"]
         if failed > ctx.config.ingest.max_failed_file_fraction * n_files:
             raise StageFailed(f"{failed} of {n_files} WARC files could not be read "
                               f"(ingest.max_failed_file_fraction={ctx.config.ingest.max_failed_file_fraction}); "

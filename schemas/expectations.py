@@ -42,7 +42,7 @@ def ingest_files_suite(gx, settings: dict) -> list:
     e = gx.expectations
     return [
         *_shape(e, INGEST_FILES),
-        e.ExpectColumnValuesToBeInSet(column="status", value_set=["done", "partial", "failed"]),
+        e.ExpectColumnValuesToBeInSet(column="status", value_set=["done", "partial", "failed", "failed_io"]),
         e.ExpectColumnValuesToBeBetween(column="records", min_value=0),
         e.ExpectColumnValuesToBeBetween(column="documents", min_value=0),
     ]

@@ -68,7 +68,8 @@ INGEST_FILES = TableSpec(
     description="Ledger of WARC files: one row per file with its status and record counts.",
     schema=StructType([
         _f("warc_path", StringType(), False),
-        _f("status", StringType(), False, "done | partial (damaged after some records) | failed"),
+        _f("status", StringType(), False,
+           "done | partial (damaged after some records) | failed | failed_io (read error; retried)"),
         _f("file_bytes", LongType()),
         _f("records", LongType(), comment="WARC records read"),
         _f("responses", LongType()),
