@@ -1,0 +1,230 @@
+"""Integration: export and report over the sample pipeline's tables (ingest, decontaminate, quality and dedup on the
+CC sample, then rewrite with the tiny model), and the report opened in a real headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from refinery.cli import app
+from refinery.jobs.base import InputError, run_stage
+from refinery.jobs.main import make_stage
+from refinery.jobs.storage import Lakehouse
+
+from .conftest import CC_SAMPLE, lake_config
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+@pytest.fixture(scope="module")
+def lake(spark, tmp_path_factory, tiny_model):
+    root = tmp_path_factory.mktemp("export") / "lake"
+    config = lake_config(root, "ingest.extractor=resiliparse", f"llm.model={tiny_model}",
+                         "llm.model_name=tiny-llama", "llm.max_model_len=1024", "llm.batch_size=8",
+                         "rewrite.mix={wrap_easy: 1.0}", "rewrite.max_chunks_per_doc=1", "rewrite.max_seeds=12",
+                         "rewrite.max_output_tokens=24", "rewrite.partitions=2")
+    for stage in ("ingest", "decontaminate", "quality", "dedup", "rewrite"):
+        record = run_stage(make_stage(stage, input_glob=str(CC_SAMPLE)), spark, config)
+        assert record.status == "succeeded", stage
+    return config, Lakehouse(spark, config.storage)
+
+
+def recipe(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "mix.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+ONE_TO_ONE = """name: wrap_test
+seed: {seed}
+tokenizer: {tokenizer}
+shard_tokens: 600
+sources:
+  - {{name: real, kind: curated, ratio: 1}}
+  - {{name: wrap, kind: synthetic, styles: [wrap_easy], ratio: 1}}
+"""
+
+
+def read_shards(folder: Path) -> tuple[list[dict], list[dict]]:
+    import pyarrow.parquet as pq
+    import zstandard
+
+    parquet, jsonl = [], []
+    for path in sorted(folder.glob("shard-*.parquet")):
+        parquet += pq.read_table(path).to_pylist()
+    for path in sorted(folder.glob("shard-*.jsonl.zst")):
+        data = zstandard.ZstdDecompressor().decompressobj().decompress(path.read_bytes())
+        jsonl += [json.loads(line) for line in data.decode().splitlines()]
+    return parquet, jsonl
+
+
+@pytest.fixture(scope="module")
+def exported(lake, spark, tmp_path_factory):
+    from refinery.jobs.export import export_mix
+
+    config, _ = lake
+    tmp = tmp_path_factory.mktemp("mix")
+    path = recipe(tmp, ONE_TO_ONE.format(seed=0, tokenizer="whitespace"))
+    first = export_mix(spark, config, path, str(tmp / "a"))
+    second = export_mix(spark, config, path, str(tmp / "b"))
+    return tmp, first, second
+
+
+def test_a_1to1_mix_balances_tokens_and_records_versions_and_counts(lake, spark, exported):
+    config, lake_ = lake
+    tmp, manifest, _ = exported
+    real, wrap = manifest["sources"]["real"], manifest["sources"]["wrap"]
+    assert wrap["tokens"] == wrap["available_tokens"] > 0 and wrap["docs"] > 0  # the smaller side sets the pool
+    assert real["budget_tokens"] == wrap["budget_tokens"] == wrap["available_tokens"]
+    assert real["available_tokens"] > real["tokens"] >= real["budget_tokens"]  # includes the crossing document
+    assert manifest["tokenizer"] == "whitespace" and manifest["recipe"]["name"] == "wrap_test"
+    assert manifest["table_versions"] == {t: lake_.version(t) for t in manifest["table_versions"]}
+    assert {"documents", "quality", "duplicates", "contamination", "synthetic"} <= set(manifest["table_versions"])
+    parquet, jsonl = read_shards(tmp / "a")
+    assert parquet == jsonl and len(parquet) == manifest["totals"]["docs"] == real["docs"] + wrap["docs"]
+    assert sum(r["tokens"] for r in parquet) == manifest["totals"]["tokens"]
+    assert all(r["tokens"] == len(r["text"].split()) for r in parquet)
+    assert "documents_curated" in lake_.register_views()
+    curated = {r.doc_id for r in spark.sql("SELECT doc_id FROM documents_curated").collect()}
+    ok = {r.synth_id for r in lake_.read("synthetic").where("status = 'ok'").collect()}
+    assert {r["doc_id"] for r in parquet if r["source"] == "real"} <= curated
+    assert {r["synth_id"] for r in parquet if r["source"] == "wrap"} <= ok
+    sources = [r["source"] for r in parquet]
+    assert sources != sorted(sources) and sources != sorted(sources, reverse=True)  # globally shuffled
+    assert manifest["totals"]["shards"] > 1 and len(manifest["shards"]) == 2 * manifest["totals"]["shards"]
+    on_disk = json.loads((tmp / "a" / "manifest.json").read_text())
+    assert on_disk == manifest
+
+
+def test_a_rerun_on_the_same_versions_writes_byte_identical_shards(exported):
+    tmp, first, second = exported
+    names = sorted(p.name for p in (tmp / "a").iterdir())
+    assert names == sorted(p.name for p in (tmp / "b").iterdir())
+    for name in names:
+        assert (tmp / "a" / name).read_bytes() == (tmp / "b" / name).read_bytes(), name
+
+
+def test_another_seed_reorders_and_a_model_tokenizer_counts_its_tokens(lake, spark, exported, tiny_model, tmp_path):
+    from refinery.jobs.export import export_mix
+
+    config, _ = lake
+    base, first, _ = exported
+    manifest = export_mix(spark, config, recipe(tmp_path, ONE_TO_ONE.format(seed=1, tokenizer=tiny_model)),
+                          str(tmp_path / "c"))
+    assert manifest["tokenizer"].startswith("hf-tokenizers:")
+    rows, _ = read_shards(tmp_path / "c")
+    whitespace, _ = read_shards(base / "a")
+    assert sum(r["tokens"] for r in rows) == manifest["totals"]["tokens"] != first["totals"]["tokens"]
+    ids = [r["doc_id"] for r in rows if r["source"] == "real"]
+    assert ids != [r["doc_id"] for r in whitespace if r["source"] == "real"][:len(ids)]
+
+
+def test_the_cli_refuses_to_overwrite_and_names_a_missing_label_stage(lake, exported, tmp_path):
+    config, _ = lake
+    tmp, _, _ = exported
+    base = ["--set", f"storage.root={config.storage.root}", "--set", "spark.master=local[2]"]
+    shutil.copy(Path(__file__).resolve().parents[1] / "conf" / "mixes" / "real_only.yaml", tmp_path / "r.yaml")
+    result = CliRunner().invoke(app, ["export", "-r", str(tmp_path / "r.yaml"), "-o", str(tmp / "a"), *base])
+    assert result.exit_code == 2 and "already holds an export" in result.output
+    math = recipe(tmp_path, "name: m\nsources: [{name: math, kind: taxonomy, view: eai_math, ratio: 1}]")
+    result = CliRunner().invoke(app, ["export", "-r", math, "-o", str(tmp_path / "m"), *base])
+    assert result.exit_code == 2 and "run the label stage" in result.output
+    result = CliRunner().invoke(app, ["export", "-r", str(tmp_path / "r.yaml"), "-o", str(tmp_path / "o"), *base])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "o" / "manifest.json").read_text())["sources"]["real"]["docs"] > 0
+
+
+def test_an_export_of_nothing_is_an_error_not_an_empty_folder(lake, spark, tmp_path):
+    from refinery.jobs.export import export_mix
+
+    config, _ = lake
+    path = recipe(tmp_path, "name: none\nsources: [{name: wrap, kind: synthetic, styles: [no_such_style], "
+                            "ratio: 1}]")
+    with pytest.raises(InputError, match="selected nothing"):
+        export_mix(spark, config, path, str(tmp_path / "x"))
+    assert not (tmp_path / "x" / "manifest.json").exists()
+
+
+@pytest.fixture(scope="module")
+def report(lake, spark, tmp_path_factory):
+    from refinery.jobs.report import build_report
+
+    config, _ = lake
+    path = tmp_path_factory.mktemp("report") / "report.html"
+    sections = build_report(spark, config, str(path))
+    return path, sections
+
+
+def test_the_report_is_one_offline_file_with_every_section(report):
+    path, sections = report
+    page = path.read_text()
+    assert [s.title for s in sections] == ["Funnel", "Languages", "Quality", "Dedup", "Contamination", "Taxonomy",
+                                           "Synthetic", "Runs"]
+    plotted = {s.title for s in sections if s.figures}
+    assert {"Funnel", "Languages", "Quality", "Dedup", "Synthetic", "Runs"} <= plotted
+    assert "Taxonomy" not in plotted and "<script src=" not in page and "cdn.plot.ly" not in page
+    assert page.count("Plotly.newPlot") == sum(len(s.figures) for s in sections)
+
+
+def _chrome():
+    """A headless Chromium driver, or None when the browser or selenium is missing (fails under
+    REFINERY_REQUIRE_BROWSER=1, as in CI)."""
+    required = os.environ.get("REFINERY_REQUIRE_BROWSER") == "1"
+    binary = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    driver = shutil.which("chromedriver")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        selenium = None
+    else:
+        selenium = webdriver
+    if selenium is None or binary is None or driver is None:
+        message = f"headless browser unavailable (selenium: {selenium is not None}, chromium: {binary}, " \
+                  f"chromedriver: {driver}); apt-get install chromium chromium-driver"
+        if required:
+            pytest.fail(message)
+        pytest.skip(message)
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1280,1000"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+def test_the_report_renders_every_plot_in_chromium_without_console_errors(report, tmp_path):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    path, sections = report
+    browser = _chrome()
+    try:
+        browser.get(path.as_uri())
+        expected = sum(len(s.figures) for s in sections)
+        WebDriverWait(browser, 60).until(lambda b: b.execute_script(
+            "return document.querySelectorAll('.plotly-graph-div .main-svg').length > 0 && "
+            "[...document.querySelectorAll('.plotly-graph-div')].every(d => d._fullLayout)"))
+        traces = browser.execute_script(
+            "return [...document.querySelectorAll('.plotly-graph-div')].map(d => [d.id, "
+            "d.querySelectorAll('svg.main-svg .trace').length])")
+        assert len(traces) == expected
+        empty = [div for div, n in traces if n == 0]
+        assert not empty, f"plots without rendered traces: {empty}"
+        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors
+        height = browser.execute_script("return document.body.scrollHeight")
+        browser.set_window_size(1280, min(height + 100, 16000))
+        shot = tmp_path / "report.png"
+        browser.save_screenshot(str(shot))
+        assert shot.stat().st_size > 10_000
+        if os.environ.get("REFINERY_REPORT_SCREENSHOT"):  # refresh docs/report.png: a path to copy it to
+            shutil.copy(shot, os.environ["REFINERY_REPORT_SCREENSHOT"])
+    finally:
+        browser.quit()
+
