@@ -154,10 +154,11 @@ def _choose(scored: DataFrame, budgets: dict[str, int], shard_tokens: int) -> Da
     """Each source's items in shuffle order up to its budget (the item that crosses it is included), then the
     shard of each item from the tokens before it in the global shuffle. Only narrow columns are windowed."""
     narrow = scored.select("source", "id", "key", "tokens")
-    before = F.sum("tokens").over(Window.partitionBy("source").orderBy("key", "id")) - F.col("tokens")
-    budget = F.create_map(*[F.lit(x) for kv in sorted(budgets.items()) for x in kv])
+    upto = (Window.unboundedPreceding, Window.currentRow)
+    before = F.sum("tokens").over(Window.partitionBy("source").orderBy("key", "id").rowsBetween(*upto)) - F.col("tokens")
+    budget = F.create_map(*[x for name, b in sorted(budgets.items()) for x in (F.lit(name), F.lit(b).cast("long"))])
     picked = narrow.withColumn("before", before).where(F.col("before") < budget[F.col("source")])
-    overall = F.sum("tokens").over(Window.orderBy("key", "source", "id")) - F.col("tokens")
+    overall = F.sum("tokens").over(Window.orderBy("key", "source", "id").rowsBetween(*upto)) - F.col("tokens")
     return picked.withColumn("shard", F.floor(overall / F.lit(shard_tokens)).cast("long")).drop("before")
 
 

@@ -30,8 +30,8 @@ def _figure(title: str, **layout):
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    fig.update_layout(title=title, template="plotly_white", height=HEIGHT, margin={"l": 60, "r": 20, "t": 50,
-                                                                                  "b": 60}, **layout)
+    settings = {"template": "plotly_white", "height": HEIGHT, "margin": {"l": 60, "r": 20, "t": 50, "b": 60}}
+    fig.update_layout(title=title, **{**settings, **layout})
     return fig
 
 
