@@ -155,7 +155,8 @@ def _choose(scored: DataFrame, budgets: dict[str, int], shard_tokens: int) -> Da
     shard of each item from the tokens before it in the global shuffle. Only narrow columns are windowed."""
     narrow = scored.select("source", "id", "key", "tokens")
     upto = (Window.unboundedPreceding, Window.currentRow)
-    before = F.sum("tokens").over(Window.partitionBy("source").orderBy("key", "id").rowsBetween(*upto)) - F.col("tokens")
+    in_source = Window.partitionBy("source").orderBy("key", "id").rowsBetween(*upto)
+    before = F.sum("tokens").over(in_source) - F.col("tokens")
     budget = F.create_map(*[x for name, b in sorted(budgets.items()) for x in (F.lit(name), F.lit(b).cast("long"))])
     picked = narrow.withColumn("before", before).where(F.col("before") < budget[F.col("source")])
     overall = F.sum("tokens").over(Window.orderBy("key", "source", "id").rowsBetween(*upto)) - F.col("tokens")

@@ -1,5 +1,5 @@
-"""Integration: export and report over the sample pipeline's tables (ingest, decontaminate, quality and dedup on the
-CC sample, then rewrite with the tiny model), and the report opened in a real headless Chromium."""
+"""Integration: export and report over the sample's tables (the CC sample ingested, upstream decisions, synthetic
+rows from the tiny model), and the report opened in a real headless Chromium."""
 
 from __future__ import annotations
 
@@ -13,25 +13,45 @@ from typer.testing import CliRunner
 
 from refinery.cli import app
 from refinery.jobs.base import InputError, run_stage
-from refinery.jobs.main import make_stage
+from refinery.jobs.ingest import IngestStage
+from refinery.jobs.rewrite import RewriteStage
 from refinery.jobs.storage import Lakehouse
+from refinery.schemas.tables import CONTAMINATION, DOCUMENTS, DUPLICATES, QUALITY
 
 from .conftest import CC_SAMPLE, lake_config
+from .test_rewrite_spark import _full_rows
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
 
 @pytest.fixture(scope="module")
 def lake(spark, tmp_path_factory, tiny_model):
+    """The CC sample ingested, upstream decisions for its first 40 documents (as the rewrite test builds them: the
+    real quality, dedup and decontaminate stages take minutes here), and synthetic rows from the tiny model."""
     root = tmp_path_factory.mktemp("export") / "lake"
     config = lake_config(root, "ingest.extractor=resiliparse", f"llm.model={tiny_model}",
                          "llm.model_name=tiny-llama", "llm.max_model_len=1024", "llm.batch_size=8",
-                         "rewrite.mix={wrap_easy: 1.0}", "rewrite.max_chunks_per_doc=1", "rewrite.max_seeds=12",
+                         "rewrite.mix={wrap_easy: 1.0}", "rewrite.max_chunks_per_doc=1", "rewrite.max_seeds=8",
                          "rewrite.max_output_tokens=24", "rewrite.partitions=2")
-    for stage in ("ingest", "decontaminate", "quality", "dedup", "rewrite"):
-        record = run_stage(make_stage(stage, input_glob=str(CC_SAMPLE)), spark, config)
-        assert record.status == "succeeded", stage
-    return config, Lakehouse(spark, config.storage)
+    assert run_stage(IngestStage(input_glob=str(CC_SAMPLE)), spark, config).status == "succeeded"
+    lake_ = Lakehouse(spark, config.storage)
+    ids = sorted(r.doc_id for r in lake_.read(DOCUMENTS.name).select("doc_id").collect())[:40]
+    # 0-3 dropped by quality, 4-5 duplicates of 6, 7 contaminated; the other 32 are curated
+    reasons = [["gopher_short_doc"], ["fineweb_line_punct_ratio", "gopher_short_doc"], ["c4_curly_bracket"],
+               ["gopher_short_doc"]]
+    upstream = {
+        QUALITY: ([(d, i >= 4, reasons[i] if i < 4 else [], (i * 37 % 100) / 100, i % 20) for i, d in enumerate(ids)],
+                  "doc_id keep drop_reasons quality_score quality_bucket"),
+        DUPLICATES: ([(d, 3 if i in (4, 5, 6) else 1, i not in (4, 5), "near_duplicate" if i in (4, 5) else "unique")
+                      for i, d in enumerate(ids)], "doc_id cluster_size is_kept reason"),
+        CONTAMINATION: ([(d, i == 7, int(i == 7), int(i == 7), ["gsm8k"] if i == 7 else [], 100, 0, None, None,
+                          "0" * 64, "test") for i, d in enumerate(ids)], None),
+    }
+    for spec, (rows_, columns) in upstream.items():
+        lake_.create(spec)
+        lake_.merge(spec.name, _full_rows(spark, spec, rows_, columns))
+    assert run_stage(RewriteStage(), spark, config).status == "succeeded"
+    return config, lake_
 
 
 def recipe(tmp_path: Path, text: str) -> str:
@@ -82,6 +102,7 @@ def test_a_1to1_mix_balances_tokens_and_records_versions_and_counts(lake, spark,
     assert wrap["tokens"] == wrap["available_tokens"] > 0 and wrap["docs"] > 0  # the smaller side sets the pool
     assert real["budget_tokens"] == wrap["budget_tokens"] == wrap["available_tokens"]
     assert real["available_tokens"] > real["tokens"] >= real["budget_tokens"]  # includes the crossing document
+    assert real["available_docs"] == 32 and 0 < real["docs"] < 32
     assert manifest["tokenizer"] == "whitespace" and manifest["recipe"]["name"] == "wrap_test"
     assert manifest["table_versions"] == {t: lake_.version(t) for t in manifest["table_versions"]}
     assert {"documents", "quality", "duplicates", "contamination", "synthetic"} <= set(manifest["table_versions"])

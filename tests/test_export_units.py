@@ -70,9 +70,11 @@ def recipe(tmp_path, sources: str, extra: str = ""):
 
 
 def test_ratio_sources_share_the_largest_pool_every_source_can_fill(tmp_path):
-    one_to_one = recipe(tmp_path, "  - {name: real, kind: curated, ratio: 1}\n  - {name: syn, kind: synthetic, ratio: 1}")
+    one_to_one = recipe(tmp_path, "  - {name: real, kind: curated, ratio: 1}\n"
+                                  "  - {name: syn, kind: synthetic, ratio: 1}")
     assert plan_budgets(one_to_one, {"real": 10_000, "syn": 3_000}) == {"real": 3_000, "syn": 3_000}
-    sixty = recipe(tmp_path, "  - {name: syn, kind: synthetic, ratio: 0.6}\n  - {name: real, kind: curated, ratio: 0.4}")
+    sixty = recipe(tmp_path, "  - {name: syn, kind: synthetic, ratio: 0.6}\n"
+                             "  - {name: real, kind: curated, ratio: 0.4}")
     assert plan_budgets(sixty, {"real": 10_000, "syn": 3_000}) == {"syn": 3_000, "real": 2_000}
     assert plan_budgets(sixty, {"real": 1_000, "syn": 9_000}) == {"syn": 1_500, "real": 1_000}
     assert plan_budgets(sixty, {"real": 1_000}) == {"syn": 0, "real": 0}  # an empty source empties the pool
