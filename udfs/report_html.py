@@ -32,6 +32,8 @@ def _figure(title: str, **layout):
     fig = go.Figure()
     settings = {"template": "plotly_white", "height": HEIGHT, "margin": {"l": 60, "r": 20, "t": 50, "b": 60}}
     fig.update_layout(title=title, **{**settings, **layout})
+    fig.update_xaxes(automargin=True)
+    fig.update_yaxes(automargin=True)  # long category labels (drop reasons, FDC names) get the room they need
     return fig
 
 
