@@ -16,6 +16,10 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StringType, StructField, StructType
 
 from refinery import __version__
+from refinery.jobs.base import InputError, RunRecord, StageContext
+from refinery.jobs.config import PipelineConfig
+from refinery.jobs.seeds import curated_documents, pinned
+from refinery.jobs.storage import Lakehouse
 from refinery.schemas.views import REFINE_FILTER, SEED_FILTERS, VIEWS
 from refinery.udfs.export import (
     SHARD_COLUMNS,
@@ -30,11 +34,6 @@ from refinery.udfs.export import (
     token_counter,
     tokenizer_payload,
 )
-
-from .base import InputError, RunRecord, StageContext
-from .config import PipelineConfig
-from .seeds import curated_documents, pinned
-from .storage import Lakehouse
 
 log = logging.getLogger("refinery")
 
@@ -228,3 +227,27 @@ def _manifest(recipe: Recipe, recipe_hash: str, tokenizer_name: str, versions: d
         "shards": shards,
         "refinery_version": __version__,
     }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`spark-submit jobs/export.py --recipe mix.yaml -o s3://bucket/mix [--config ...] [--set key=value ...]`."""
+    import argparse
+
+    from refinery.jobs.config import load_config
+    from refinery.jobs.session import get_spark
+
+    parser = argparse.ArgumentParser(prog="jobs/export.py")
+    parser.add_argument("--recipe", required=True)
+    parser.add_argument("-o", "--output", required=True)
+    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--config")
+    parser.add_argument("--env-file")
+    parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+    config = load_config(args.config, args.env_file, args.overrides)
+    manifest = export_mix(get_spark(config.spark), config, args.recipe, args.output, args.overwrite)
+    print(json.dumps({"output": args.output, **manifest["totals"]}))
+
+
+if __name__ == "__main__":
+    main()

@@ -9,11 +9,10 @@ from pathlib import Path
 import pandas as pd
 from pyspark.sql import SparkSession
 
+from refinery.jobs.config import PipelineConfig
+from refinery.jobs.storage import Lakehouse
 from refinery.schemas.views import REFINE_FILTER, SEED_FILTERS
 from refinery.udfs.report_html import Section, build_sections, render_html
-
-from .config import PipelineConfig
-from .storage import Lakehouse
 
 log = logging.getLogger("refinery")
 
