@@ -194,6 +194,14 @@ def test_the_report_is_one_offline_file_with_every_section(report):
     assert page.count("Plotly.newPlot") == sum(len(s.figures) for s in sections)
 
 
+def test_a_report_of_an_empty_lakehouse_says_what_to_run_instead_of_failing(spark, tmp_path):
+    from refinery.jobs.report import build_report
+
+    sections = build_report(spark, lake_config(tmp_path / "empty"), str(tmp_path / "r.html"))
+    assert not any(s.figures for s in sections) and all(s.notes for s in sections)
+    assert "run the ingest stage" in (tmp_path / "r.html").read_text()
+
+
 def _chrome():
     """A headless Chromium driver, or None when the browser or selenium is missing (fails under
     REFINERY_REQUIRE_BROWSER=1, as in CI)."""

@@ -189,7 +189,7 @@ def runs_section(agg: dict) -> Section:
     section = Section("Runs")
     frame = agg.get("runs")
     if not _has(frame):
-        section.notes.append(_missing("runs", "any"))
+        section.notes.append("No `runs` table yet: no stage has run (refinery run).")
         return section
     for value, title in (("seconds", "Run duration (s)"), ("docs_per_s", "Throughput (rows out per second)")):
         fig = _figure(title, xaxis_title="started (UTC)", yaxis_title=value)
