@@ -96,7 +96,8 @@ def main() -> None:
         import pyarrow.parquet as pq
 
         # the same items the export wrote (the curated documents), for the pure side
-        texts = pq.read_table(tmp / f"out{args.cores}-0", columns=["text"]).column("text").to_pylist()
+        texts = [t for path in sorted((tmp / f"out{args.cores}-0").glob("shard-*.parquet"))
+                 for t in pq.read_table(path, columns=["text"]).column("text").to_pylist()]
         cpu, tokens = pure_export(texts, args.repeats)
         rows.append(["pure export work (one process, the same items)", len(texts), tokens, round(cpu, 3),
                      round(tokens / cpu)])
