@@ -54,10 +54,10 @@ def export_mix(spark: SparkSession, config: PipelineConfig, recipe_path: str, ou
     tokenizer_name, tokenizer_json = tokenizer_payload(recipe.tokenizer)
     lake = Lakehouse(spark, config.storage)
     output = output if "://" in output else os.path.abspath(os.path.expanduser(output))
-    _prepare_output(output, overwrite)
     versions = _versions(lake, recipe)
     ctx = StageContext(spark, config, lake, RunRecord(stage="export"))
     curated = curated_documents(ctx, "export", recipe.require, count=False, versions=versions)
+    _prepare_output(output, overwrite)  # after the checks: a bad recipe leaves an earlier export alone
     items = _union([_source_items(spark, lake, recipe, s, curated, versions) for s in recipe.sources])
     scored = items.mapInPandas(_scorer(recipe.seed, tokenizer_name, tokenizer_json), SCORED).persist()
     try:
