@@ -50,6 +50,7 @@ bench: setup
 	$(PY) bench/llm_udf_overhead.py
 	$(PY) bench/refine.py
 	$(PY) bench/label.py
+	$(PY) bench/export.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

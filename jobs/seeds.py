@@ -16,7 +16,7 @@ log = logging.getLogger("refinery")
 
 
 def curated_documents(ctx: StageContext, stage: str, require: Collection[str], through_refine: bool = True,
-                      count: bool = True) -> DataFrame:
+                      count: bool = True, versions: dict[str, int] | None = None) -> DataFrame:
     """The curated documents (doc_id, text, quality_score, quality_bucket, refined, ...) over the filter tables that
     exist. A table named in `require` that does not exist stops the run naming the stage that writes it; any other
     missing one is skipped and counted (`seed_filter_<stage>_skipped`). `through_refine` joins `refined` when it
@@ -37,7 +37,7 @@ def curated_documents(ctx: StageContext, stage: str, require: Collection[str], t
     tables = ["documents", *(f.table for f in present)]
     if through_refine and lake.exists(REFINE_FILTER.table):
         tables.append(REFINE_FILTER.table)
-    qualified = {t: lake.qualified(t) for t in tables}
+    qualified = {t: pinned(lake, t, versions) for t in tables}
     if count:
         _count_funnel(ctx, present, qualified)
     log.info("%s: seed filters applied: %s", stage, ", ".join(f.stage for f in present) or "none")
@@ -56,4 +56,9 @@ def _count_funnel(ctx: StageContext, present: list, qualified: dict[str, str]) -
         ctx.count(name, value or 0)
 
 
-
+def pinned(lake, table: str, versions: dict[str, int] | None) -> str:
+    """The table's SQL name, read at `versions[table]` when given (Delta time travel)."""
+    name = lake.qualified(table)
+    if versions and versions.get(table) is not None:
+        return f"{name} VERSION AS OF {int(versions[table])}"
+    return name

@@ -133,6 +133,52 @@ def sql(
     out.print(f"{len(rows)} row(s) shown (limit {limit})", style="dim")
 
 
+@app.command()
+def export(
+    recipe: Annotated[str, typer.Option("--recipe", "-r", help="mix recipe YAML, e.g. conf/mixes/wrap_1to1.yaml")],
+    output: Annotated[str, typer.Option("--output", "-o", help="folder or URI for the shards and manifest.json")],
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an export already there")] = False,
+    config: ConfigOpt = None, env_file: EnvFileOpt = None, overrides: SetOpt = None,
+) -> None:
+    """Export a training mix: shuffled shards (Parquet, JSONL.zst) and a manifest, by a recipe's token budgets."""
+    from refinery.jobs.export import export_mix
+    from refinery.jobs.session import get_spark
+    from refinery.udfs.export import RecipeError
+
+    cfg = _guard(lambda: _config(config, env_file, overrides))
+    spark = _guard(lambda: get_spark(cfg.spark))
+    try:
+        manifest = _guard(lambda: export_mix(spark, cfg, recipe, output, overwrite))
+    except RecipeError as e:
+        _fail(str(e))
+    table = Table(title=f"{manifest['recipe']['name']}: {manifest['totals']['tokens']} tokens "
+                        f"({manifest['tokenizer']}), {manifest['totals']['shards']} shard(s) in {output}")
+    for column in ("source", "kind", "budget", "tokens", "docs", "available tokens"):
+        table.add_column(column)
+    for name, s in manifest["sources"].items():
+        table.add_row(name, s["kind"], str(s["budget_tokens"]), str(s["tokens"]), str(s["docs"]),
+                      str(s["available_tokens"]))
+    out.print(table)
+
+
+@app.command()
+def report(
+    output: Annotated[str, typer.Option("--output", "-o", help="the HTML file to write")] = "report.html",
+    config: ConfigOpt = None, env_file: EnvFileOpt = None, overrides: SetOpt = None,
+) -> None:
+    """Write one self-contained HTML report (plots, works offline) of the lakehouse: funnel, languages, quality,
+    dedup, contamination, taxonomy, synthetic rows and runs."""
+    from refinery.jobs.report import build_report
+    from refinery.jobs.session import get_spark
+
+    cfg = _guard(lambda: _config(config, env_file, overrides))
+    spark = _guard(lambda: get_spark(cfg.spark))
+    sections = _guard(lambda: build_report(spark, cfg, output))
+    missing = [s.title for s in sections if not s.figures]
+    out.print(f"wrote {output}: {len(sections)} sections" + (f"; without data: {', '.join(missing)}" if missing
+                                                              else ""), highlight=False)
+
+
 @app.command("train-quality")
 def train_quality(
     positive: Annotated[list[str], typer.Option("--positive", help="high-quality texts: .jsonl(.gz), .parquet, Delta")],
