@@ -13,7 +13,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from .base import EngineFatalError, EngineLoadError, EngineSpec, Generation, Messages, Sampling, counter_of, failed, load_tokenizer
+from .base import (
+    EngineFatalError,
+    EngineLoadError,
+    EngineSpec,
+    Generation,
+    Messages,
+    Sampling,
+    counter_of,
+    failed,
+    load_tokenizer,
+)
 from .templates import render_ids
 
 _RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
