@@ -1,5 +1,6 @@
 """The engines on the tiny local model: transformers directly, openai against a real in-process server serving
-the same model, retries / timeouts / backoff against a stub server. vLLM: tests/test_vllm_engine.py (`make test-vllm`)."""
+the same model, retries / timeouts / backoff against a stub server.
+vLLM: tests/test_vllm_engine.py (`make test-vllm`)."""
 
 from __future__ import annotations
 
