@@ -26,7 +26,8 @@ CASES = [
                                  "rewrite.mix={wrap_medium: 1.0, nemotron_diverse_qa: 1.0}",
                                  "rewrite.max_output_tokens=16", "rewrite.partitions=2"]),
     (RefineStage, "refined", ["refine.require=[]", "refine.max_seeds=8", "refine.levels=[doc]",
-                              "refine.doc.max_output_tokens=16", "refine.partitions=2"]),
+                              "refine.doc.max_prompt_tokens=600", "refine.doc.max_output_tokens=16",
+                              "refine.partitions=2"]),
     (LabelStage, "taxonomy", ["label.require=[]", "label.max_docs=8", "label.max_output_tokens=16",
                               "label.partitions=2", "label.max_invalid_fraction=1.0"]),
 ]
@@ -51,12 +52,8 @@ def test_the_stage_runs_vllm_inside_spark_tasks(spark, lake_root, vllm_tiny_mode
     assert c["output_tokens"] == sum(r.output_tokens for r in written) > 0
     assert 1 <= c["engine_loads"] == c["llm_workers"] <= 2  # one engine per Python worker
     assert not any(k.startswith("failed_") for k in c), c
-
-
-def test_rewrite_hands_vllm_each_partition_in_one_call(spark, lake_root):
-    written = Lakehouse(spark, lake_config(lake_root).storage).read("synthetic").collect()
-    # generation_ms is a row's share of its call: one call per partition (2) gives at most 2 values, where
-    # llm.batch_size=1's slices of 4 rows per style would have made at least 4 calls
-    assert len(written) >= 8 and len({r.generation_ms for r in written}) <= 2
-    assert {r.finish_reason for r in written} <= {"stop", "length"}
-    assert all(r.output_tokens <= 16 for r in written)
+    if table == "synthetic":
+        # generation_ms is a row's share of its engine call: one call per partition (2) gives at most 2 values,
+        # where llm.batch_size=1's slices of 4 rows per style would have made at least 4 calls
+        assert len(written) >= 8 and len({r.generation_ms for r in written}) <= 2
+        assert {r.finish_reason for r in written} <= {"stop", "length"} and max(r.output_tokens for r in written) <= 16
