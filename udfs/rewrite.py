@@ -71,7 +71,7 @@ def generate_chunks(frames: Iterator[pd.DataFrame], spec: EngineSpec,
     task_id = _task_id()
     if engine.batches_itself:
         # vLLM schedules its own batches: the whole partition in one call keeps its running batch full
-        frames = _whole(frames)
+        frames = whole_partition(frames)
     # Several engine batches per call, so the engine can group prompts of similar length.
     slice_rows = spec.batch_size * 4
     for frame in frames:
@@ -90,7 +90,7 @@ def generate_chunks(frames: Iterator[pd.DataFrame], spec: EngineSpec,
             yield result[GENERATED_COLUMNS]
 
 
-def _whole(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+def whole_partition(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     """The partition's Arrow batches as one frame (a partition's rows fit a worker: see rewrite.partitions)."""
     frames = [f for f in frames if len(f)]
     if frames:
