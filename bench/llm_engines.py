@@ -23,6 +23,19 @@ from _common import markdown_table, versions, write_json  # noqa: E402
 from llm_udf_overhead import plan, sample_texts  # noqa: E402
 
 
+def tile(rows, n: int):
+    """n plan rows: the sample's chunks (48 for wrap_medium) repeated under new synth_ids when n asks for more, so a
+    run is long enough that a Spark job's fixed cost (about a second) is not what is measured."""
+    import pandas as pd
+
+    copies = []
+    for k in range(-(-n // len(rows))):
+        copy = rows.copy()
+        copy["synth_id"] = [f"{s}-{k}" for s in copy["synth_id"]]
+        copies.append(copy)
+    return pd.concat(copies, ignore_index=True).head(n)
+
+
 def run_direct(engine, style, rows, settings) -> tuple[float, int]:
     """One engine call over every prompt, as the UDF makes it for an engine that batches itself."""
     from refinery.udfs.llm import Sampling
@@ -50,8 +63,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", help="model folder (default: the tiny random Llama, 2 heads of 32, built here)")
     parser.add_argument("--style", default="wrap_medium")
-    parser.add_argument("--prompts", type=int, default=64)
-    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--prompts", type=int, default=192)
+    parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=16, help="transformers' batch size")
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
@@ -73,7 +86,7 @@ def main() -> None:
     vllm = EngineSpec(engine="vllm", enforce_eager=True, cpu_kv_cache_gb=1.0, max_num_seqs=256, **common)
     style = load_styles()[args.style]
     settings = GenerateSettings({style.id: style}, 0.0, 1.0, 0, args.max_tokens)
-    rows = plan(texts, hf, style, args.prompts)
+    rows = tile(plan(texts, hf, style, args.prompts), args.prompts)
     spark = get_spark(load_config(overrides=["spark.master=local[1]", "spark.shuffle_partitions=1"],
                                   environ={}).spark)
     engines = {"transformers": get_engine(hf), "vllm": get_engine(vllm)}
