@@ -20,7 +20,7 @@ from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import markdown_table, versions, write_json  # noqa: E402
-from llm_udf_overhead import plan, sample_texts  # noqa: E402
+from llm_udf_overhead import plan, run_spark, sample_texts  # noqa: E402
 
 
 def tile(rows, n: int):
@@ -44,19 +44,6 @@ def run_direct(engine, style, rows, settings) -> tuple[float, int]:
     started = time.perf_counter()
     outs = engine.generate([style.messages(c) for c in rows["chunk"]], sampling)
     return time.perf_counter() - started, sum(o.output_tokens or 0 for o in outs)
-
-
-def run_spark(spark, spec, rows, settings) -> tuple[float, int]:
-    from pyspark.sql import functions as F
-
-    from refinery.jobs.rewrite import _GENERATED, _PLAN
-    from refinery.udfs.rewrite import generate_chunks
-
-    df = spark.createDataFrame(rows, _PLAN).repartition(1).localCheckpoint(eager=True)
-    started = time.perf_counter()
-    out = df.mapInPandas(lambda frames: generate_chunks(frames, spec, settings), _GENERATED)
-    tokens = out.agg(F.sum("output_tokens")).first()[0]
-    return time.perf_counter() - started, int(tokens)
 
 
 def main() -> None:
