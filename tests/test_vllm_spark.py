@@ -28,8 +28,8 @@ CASES = [
     (RefineStage, "refined", ["refine.require=[]", "refine.max_seeds=8", "refine.levels=[doc]",
                               "refine.doc.max_prompt_tokens=600", "refine.doc.max_output_tokens=16",
                               "refine.partitions=2"]),
-    (LabelStage, "taxonomy", ["label.require=[]", "label.max_docs=8", "label.max_output_tokens=16",
-                              "label.partitions=2", "label.max_invalid_fraction=1.0"]),
+    (LabelStage, "taxonomy", ["label.require=[]", "label.max_docs=8", "label.max_chars=1500",
+                              "label.max_output_tokens=16", "label.partitions=2", "label.max_invalid_fraction=1.0"]),
 ]
 
 
