@@ -51,10 +51,12 @@ def test_the_stage_runs_vllm_inside_spark_tasks(spark, lake_root, vllm_tiny_mode
     c = record.counters
     assert c["prompt_tokens"] == sum(r.prompt_tokens for r in written)
     assert c["output_tokens"] == sum(r.output_tokens for r in written) > 0
-    # one engine per Python worker: rewrite and refine sum the workers' loads, label reports the most any made
-    per_worker = c["engine_loads"] if table == "taxonomy" else c["engine_loads"] / c["llm_workers"]
-    assert per_worker == 1 and 1 <= c["llm_workers"] <= 2
     assert not any(k.startswith("failed_") for k in c), c
+    # engine_loads counts a worker's loads since it started, and Spark's workers outlive a stage (a later stage's
+    # other settings are another engine): one load per worker is exact for the first stage, on fresh workers
+    assert 1 <= c["llm_workers"] <= 2 and c["engine_loads"] >= 1
+    if table == "synthetic":
+        assert c["engine_loads"] == c["llm_workers"]
     if table == "synthetic":
         # generation_ms is a row's share of its engine call: one call per partition (2) gives at most 2 values,
         # where llm.batch_size=1's slices of 4 rows per style would have made at least 4 calls
