@@ -17,7 +17,9 @@ from .conftest import CC_SAMPLE, lake_config
 
 pytestmark = pytest.mark.vllm
 
-VLLM = ["llm.engine=vllm", "llm.model_name=tiny-llama", "llm.max_model_len=1024", "llm.dtype=float32",
+# the same engine settings for every stage, so a reused worker keeps one engine for rewrite and label (refine's
+# Llama-2 prompt layout makes its own)
+VLLM = ["llm.engine=vllm", "llm.model_name=tiny-llama", "llm.max_model_len=2048", "llm.dtype=float32",
         "llm.batch_size=1", "llm.vllm.enforce_eager=true", "llm.vllm.cpu_kv_cache_gb=1", "llm.vllm.max_num_seqs=32"]
 
 # stage, its table, its settings: 8 documents in 2 partitions, one commit, short outputs
@@ -29,7 +31,7 @@ CASES = [
                               "refine.doc.max_prompt_tokens=600", "refine.doc.max_output_tokens=16",
                               "refine.partitions=2"]),
     # the tiny tokenizer spends a token per byte on other scripts: 500 characters stay under 2,048 tokens
-    (LabelStage, "taxonomy", ["label.require=[]", "label.max_docs=8", "label.max_chars=500", "llm.max_model_len=2048",
+    (LabelStage, "taxonomy", ["label.require=[]", "label.max_docs=8", "label.max_chars=500",
                               "label.max_output_tokens=16", "label.partitions=2", "label.max_invalid_fraction=1.0"]),
 ]
 
