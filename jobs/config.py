@@ -142,9 +142,16 @@ class SamplingConfig(_Section):
 
 
 class VllmConfig(_Section):
+    # GPU only (CPU tests cannot check them): GPUs per engine, share of each GPU's memory vLLM may take
     tensor_parallel_size: int = Field(1, ge=1)
     gpu_memory_utilization: float = Field(0.85, gt=0, le=1)
-    enforce_eager: bool = False
+    enforce_eager: bool = False  # skip CUDA graph capture (faster start, slower decode)
+    enable_prefix_caching: bool = True  # the style prompts share long system prefixes
+    max_num_seqs: int = Field(256, ge=1)  # sequences vLLM keeps running at once (continuous batching)
+    # uni: the engine runs inside the Python worker (a daemonic process may not start children); mp / ray: for
+    # tensor_parallel_size > 1, which needs workers that may start processes
+    executor: Literal["uni", "mp", "ray"] = "uni"
+    cpu_kv_cache_gb: float = Field(4.0, gt=0)  # the CPU build's KV cache (VLLM_CPU_KVCACHE_SPACE)
 
 
 class OpenAIConfig(_Section):

@@ -45,6 +45,8 @@ def engine_spec(llm: LlmConfig) -> EngineSpec:
                       device=llm.device, max_model_len=llm.max_model_len, batch_size=llm.batch_size,
                       timeout_s=llm.timeout_s, tensor_parallel_size=llm.vllm.tensor_parallel_size,
                       gpu_memory_utilization=llm.vllm.gpu_memory_utilization, enforce_eager=llm.vllm.enforce_eager,
+                      enable_prefix_caching=llm.vllm.enable_prefix_caching, max_num_seqs=llm.vllm.max_num_seqs,
+                      executor=llm.vllm.executor, cpu_kv_cache_gb=llm.vllm.cpu_kv_cache_gb,
                       base_url=llm.openai.base_url, api_key_env=llm.openai.api_key_env,
                       concurrency=llm.openai.concurrency, max_retries=llm.openai.max_retries,
                       backoff_s=llm.openai.backoff_s)
@@ -209,11 +211,12 @@ def _preflight(spec: EngineSpec) -> None:
 
 
 def _materialise(df: DataFrame) -> DataFrame:
-    """Eager local checkpoint; an engine that cannot load in a worker fails the job with its own message."""
+    """Eager local checkpoint; an engine that cannot load in a worker, or dies there after its one reload, fails
+    the job with its own message."""
     try:
         return df.localCheckpoint(eager=True)
     except PythonException as err:
-        found = re.search(r"EngineLoadError: (.+)", str(err))
+        found = re.search(r"(?:EngineLoadError|EngineFatalError): (.+)", str(err))
         if found:
             raise StageFailed(found.group(1).strip()) from None
         raise

@@ -64,3 +64,21 @@ def tiny_model(tmp_path_factory) -> Path:
     from refinery.udfs.llm.tiny import build_tiny_llama
 
     return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"), sample_texts())
+
+
+@pytest.fixture(scope="session")
+def vllm_tiny_model(tmp_path_factory) -> Path:
+    """The tiny Llama with 2 heads of 32: vLLM's CPU attention needs a head size of at least 32."""
+    pytest.importorskip("vllm")
+    from refinery.udfs.llm.tiny import build_tiny_llama
+
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama-vllm"), sample_texts(), heads=2)
+
+
+def vllm_spec(model: Path, **overrides):
+    """The vLLM engine on CPU as the tests and bench run it: in process, eager, 1 GiB of KV cache."""
+    from refinery.udfs.llm import EngineSpec
+
+    settings = {"engine": "vllm", "model": str(model), "max_model_len": 512, "dtype": "float32",
+                "enforce_eager": True, "cpu_kv_cache_gb": 1.0, "max_num_seqs": 64, **overrides}
+    return EngineSpec(**settings)

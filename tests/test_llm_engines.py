@@ -1,5 +1,6 @@
 """The engines on the tiny local model: transformers directly, openai against a real in-process server serving
-the same model, retries / timeouts / backoff against a stub server, vLLM where it imports."""
+the same model, retries / timeouts / backoff against a stub server.
+vLLM: tests/test_vllm_engine.py (`make test-vllm`)."""
 
 from __future__ import annotations
 
@@ -188,14 +189,3 @@ def test_an_unreachable_server_fails_engine_start_naming_the_url(tiny_model):
     spec = EngineSpec(engine="openai", model=str(tiny_model), base_url="http://127.0.0.1:9/v1", timeout_s=1.0)
     with pytest.raises(EngineLoadError, match=r"127\.0\.0\.1:9/v1/models"):
         get_engine(spec)
-
-
-def test_vllm_engine_generates_with_the_tiny_model(tiny_model, prompts):
-    pytest.importorskip("vllm")
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("vLLM needs a GPU")
-    engine = get_engine(EngineSpec(engine="vllm", model=str(tiny_model), max_model_len=256, dtype="float16",
-                                   gpu_memory_utilization=0.3))
-    outputs = engine.generate(prompts, GREEDY)
-    assert all(o.finish_reason in ("stop", "length") and o.prompt_tokens > 0 for o in outputs)

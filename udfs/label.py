@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -18,7 +19,7 @@ import yaml
 
 from .llm import EngineSpec, Generation, Sampling, get_engine, load_counts
 from .llm.base import Messages
-from .rewrite import _pin_task_gpus, _task_id
+from .rewrite import _pin_task_gpus, _task_id, whole_partition
 from .taxonomy import MAX_CHARS, Parsed, code_columns, parse_compact, parse_teacher, subsample
 
 LABELED_COLUMNS = ["doc_id", *(name for name, _ in code_columns()), "status", "error", "raw_output",
@@ -106,6 +107,8 @@ def label_documents(frames: Iterator[pd.DataFrame], spec: EngineSpec,
     engine = get_engine(spec)
     worker, task_id = f"{socket.gethostname()}:{os.getpid()}", _task_id()
     slice_rows = spec.batch_size * 4  # several engine batches per call, so the engine can group by length
+    if engine.batches_itself:  # vLLM schedules its own batches: the whole partition in one call
+        frames, slice_rows = whole_partition(frames), sys.maxsize
     for frame in frames:
         out = [label_slice(engine, frame.iloc[start : start + slice_rows], settings)
                for start in range(0, len(frame), slice_rows)]

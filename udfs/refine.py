@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -131,12 +132,14 @@ class RefineSettings:
 
 def refine_documents(frames: Iterator[pd.DataFrame], settings: RefineSettings) -> Iterator[pd.DataFrame]:
     """(doc_id, text) rows -> `refined` rows; engines load once per Python worker and stay for later tasks."""
-    from .rewrite import _pin_task_gpus, _task_id
+    from .rewrite import _pin_task_gpus, _task_id, whole_partition
 
     _pin_task_gpus()
     worker, task_id = f"{socket.gethostname()}:{os.getpid()}", _task_id()
     specs = [s for s in (settings.doc_spec, settings.chunk_spec) if s is not None]
     step = max(s.batch_size for s in specs) * 4 if specs else 64
+    if any(get_engine(s).batches_itself for s in specs):  # vLLM: the whole partition in one call per level
+        frames, step = whole_partition(frames), sys.maxsize
     for frame in frames:
         rows = []
         for start in range(0, len(frame), step):

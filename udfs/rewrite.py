@@ -69,14 +69,20 @@ def generate_chunks(frames: Iterator[pd.DataFrame], spec: EngineSpec,
     engine = get_engine(spec)
     worker = f"{socket.gethostname()}:{os.getpid()}"
     task_id = _task_id()
+    if engine.batches_itself:
+        # vLLM schedules its own batches: the whole partition in one call keeps its running batch full
+        frames = whole_partition(frames)
     # Several engine batches per call, so the engine can group prompts of similar length.
     slice_rows = spec.batch_size * 4
     for frame in frames:
         out = []
-        for style_id, group in frame.groupby("style_id", sort=True):
-            style = settings.styles[style_id]
-            for start in range(0, len(group), slice_rows):
-                out.append(_generate_slice(engine, style, group.iloc[start : start + slice_rows], settings))
+        if engine.batches_itself and len(frame):
+            out.append(_generate_rows(engine, frame, settings))
+        else:
+            for style_id, group in frame.groupby("style_id", sort=True):
+                style = settings.styles[style_id]
+                for start in range(0, len(group), slice_rows):
+                    out.append(_generate_slice(engine, style, group.iloc[start : start + slice_rows], settings))
         if out:
             result = pd.concat(out, ignore_index=True)
             result["worker"], result["task_id"] = worker, task_id
@@ -84,17 +90,49 @@ def generate_chunks(frames: Iterator[pd.DataFrame], spec: EngineSpec,
             yield result[GENERATED_COLUMNS]
 
 
+def whole_partition(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """The partition's Arrow batches as one frame (a partition's rows fit a worker: see rewrite.partitions)."""
+    frames = [f for f in frames if len(f)]
+    if frames:
+        yield pd.concat(frames, ignore_index=True)
+
+
+def _max_tokens(style: Style, settings: GenerateSettings) -> int:
+    return min(style.max_output_tokens, settings.max_output_tokens or style.max_output_tokens)
+
+
 def _generate_slice(engine, style: Style, rows: pd.DataFrame, settings: GenerateSettings) -> pd.DataFrame:
     keys = list(rows["synth_id"])
-    max_tokens = min(style.max_output_tokens, settings.max_output_tokens or style.max_output_tokens)
+    max_tokens = _max_tokens(style, settings)
     # The draw seed depends on the rows, not on the worker or the order tasks ran in.
     seed = xxhash.xxh64_intdigest(f"{settings.seed}\x1f{keys[0]}".encode()) & 0x7FFFFFFF
     sampling = Sampling(max_tokens=max_tokens, temperature=settings.temperature, top_p=settings.top_p, seed=seed)
     started = time.monotonic()
     outputs = engine.generate([style.messages(c) for c in rows["chunk"]], sampling)
     share_ms = int((time.monotonic() - started) * 1000 / max(len(keys), 1))
+    return _finish(engine, rows, [style] * len(rows), outputs, share_ms, settings)
+
+
+def _generate_rows(engine, rows: pd.DataFrame, settings: GenerateSettings) -> pd.DataFrame:
+    """Every row in one engine call, each with its own sampling: its style's output limit and a seed of its own
+    (xxhash of the run seed and synth_id), so a row draws the same text whichever rows share its batch."""
+    styles = [settings.styles[s] for s in rows["style_id"]]
+    samplings = [Sampling(max_tokens=_max_tokens(style, settings), temperature=settings.temperature,
+                          top_p=settings.top_p,
+                          seed=xxhash.xxh64_intdigest(f"{settings.seed}\x1f{key}".encode()) & 0x7FFFFFFF)
+                 for style, key in zip(styles, rows["synth_id"], strict=True)]
+    started = time.monotonic()
+    outputs = engine.generate_rows([style.messages(c) for style, c in zip(styles, rows["chunk"], strict=True)],
+                                   samplings)
+    share_ms = int((time.monotonic() - started) * 1000 / max(len(rows), 1))
+    return _finish(engine, rows, styles, outputs, share_ms, settings)
+
+
+def _finish(engine, rows: pd.DataFrame, styles: list[Style], outputs, share_ms: int,
+            settings: GenerateSettings) -> pd.DataFrame:
+    """Generations -> the generated columns: row outcome, post-processed text, token counts."""
     records = []
-    for key, input_tokens, gen in zip(keys, rows["input_tokens"], outputs, strict=True):
+    for key, input_tokens, style, gen in zip(rows["synth_id"], rows["input_tokens"], styles, outputs, strict=True):
         if gen.finish_reason == "error":
             status, text = f"failed_{(gen.error or 'engine_error').split(':')[0]}", None
         else:
@@ -107,8 +145,9 @@ def _generate_slice(engine, style: Style, rows: pd.DataFrame, settings: Generate
     generated = pd.DataFrame(records, columns=["text", "raw_text", "prompt_tokens", "output_tokens", "finish_reason",
                                                "status", "error", "generation_ms"], index=rows.index)
     result = pd.concat([rows.drop(columns=["chunk"]), generated], axis=1)
-    result["sampling"] = json.dumps({"temperature": settings.temperature, "top_p": settings.top_p,
-                                     "max_tokens": max_tokens, "seed": settings.seed}, sort_keys=True)
+    result["sampling"] = [json.dumps({"temperature": settings.temperature, "top_p": settings.top_p,
+                                      "max_tokens": _max_tokens(style, settings), "seed": settings.seed},
+                                     sort_keys=True) for style in styles]
     return result
 
 

@@ -13,7 +13,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from .base import EngineLoadError, EngineSpec, Generation, Messages, Sampling, counter_of, failed, load_tokenizer
+from .base import (
+    EngineFatalError,
+    EngineLoadError,
+    EngineSpec,
+    Generation,
+    Messages,
+    Sampling,
+    counter_of,
+    failed,
+    load_tokenizer,
+)
 from .templates import render_ids
 
 _RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -61,7 +71,7 @@ class OpenAIEngine:
             body["prompt"] = render_ids(self.tokenizer, messages, self.spec.prompt_template)
         else:
             body["messages"] = messages
-        last, retry_after = "engine_error: no attempt made", None
+        last, retry_after, unreachable = "engine_error: no attempt made", None, False
         for attempt in range(self.spec.max_retries + 1):
             if attempt:
                 time.sleep(self._backoff(attempt, retry_after))
@@ -73,7 +83,9 @@ class OpenAIEngine:
                 continue
             except requests.RequestException as err:
                 last, retry_after = f"engine_error: {type(err).__name__}: {str(err)[:200]}", None
+                unreachable = isinstance(err, requests.ConnectionError)
                 continue
+            unreachable = False
             if response.status_code == 200:
                 return _parse(response.json(), self.raw)
             detail = response.text[:300]
@@ -83,6 +95,9 @@ class OpenAIEngine:
             retry_after = response.headers.get("Retry-After")
             if response.status_code not in _RETRY_STATUS:
                 break  # a client error will not succeed on retry
+        if unreachable:  # the server is gone, not this row: no later row would reach it either
+            raise EngineFatalError(f"llm.engine openai: server {self.url} unreachable after "
+                                   f"{self.spec.max_retries + 1} attempt(s): {last.removeprefix('engine_error: ')}")
         return failed(last)
 
     def _backoff(self, attempt: int, retry_after: str | None) -> float:
