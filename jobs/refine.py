@@ -16,7 +16,7 @@ from pyspark.sql.types import LongType, MapType, StringType, StructField, Struct
 
 from refinery.jobs.base import StageContext, StageFailed
 from refinery.jobs.config import ConfigError, LlmConfig, RefineConfig
-from refinery.jobs.rewrite import RewriteStage, _materialise, _preflight, engine_spec
+from refinery.jobs.rewrite import RewriteStage, _materialise, _preflight, engine_spec, tally_workers
 from refinery.jobs.seeds import curated_documents
 from refinery.schemas.tables import CONTAMINATION, DOCUMENTS, DUPLICATES, QUALITY, REFINED
 from refinery.udfs.llm import Sampling
@@ -154,16 +154,7 @@ def _count(ctx: StageContext, refined: DataFrame, workers: dict[str, Counter]) -
     for row in totals.collect():
         ctx.count(row["name"], row["n"])
         failed += row["n"] if row["name"].startswith("failed_") else 0
-    per_worker = refined.groupBy("worker").agg(
-        F.sum("prompt_tokens").alias("prompt_tokens"), F.sum("output_tokens").alias("output_tokens"),
-        F.sum("generation_ms").alias("generation_ms"), F.max("engine_loads").alias("engine_loads"),
-        F.collect_set("task_id").alias("tasks"))
-    for row in per_worker.collect():
-        stats = workers[row.worker]
-        for name in ("prompt_tokens", "output_tokens", "generation_ms"):
-            stats[name] += row[name] or 0
-        stats["engine_loads"] = max(stats["engine_loads"], row.engine_loads)
-        stats["tasks"] += len(row.tasks)
+    tally_workers(refined, workers)
     return failed
 
 

@@ -52,6 +52,20 @@ def engine_spec(llm: LlmConfig) -> EngineSpec:
                       backoff_s=llm.openai.backoff_s)
 
 
+def tally_workers(generated: DataFrame, workers: dict[str, Counter]) -> None:
+    """Adds one commit group's per-worker tokens, generation time, tasks and engine loads (one small aggregate)."""
+    per_worker = generated.groupBy("worker").agg(
+        F.sum("prompt_tokens").alias("prompt_tokens"), F.sum("output_tokens").alias("output_tokens"),
+        F.sum("generation_ms").alias("generation_ms"), F.max("engine_loads").alias("engine_loads"),
+        F.collect_set("task_id").alias("tasks"))
+    for row in per_worker.collect():
+        stats = workers[row.worker]
+        for name in ("prompt_tokens", "output_tokens", "generation_ms"):
+            stats[name] += row[name] or 0
+        stats["engine_loads"] = max(stats["engine_loads"], row.engine_loads)
+        stats["tasks"] += len(row.tasks)
+
+
 class RewriteStage:
     name = "rewrite"
     # `refined` when it exists: its text replaces the document's, and documents it dropped are not seeds.
@@ -149,16 +163,7 @@ class RewriteStage:
                 failed += row["count"]
             else:
                 ctx.count(f"dropped_{row.status}", row["count"])
-        per_worker = generated.groupBy("worker").agg(
-            F.sum("prompt_tokens").alias("prompt_tokens"), F.sum("output_tokens").alias("output_tokens"),
-            F.sum("generation_ms").alias("generation_ms"), F.max("engine_loads").alias("engine_loads"),
-            F.collect_set("task_id").alias("tasks"))
-        for row in per_worker.collect():
-            stats = workers[row.worker]
-            for name in ("prompt_tokens", "output_tokens", "generation_ms"):
-                stats[name] += row[name] or 0
-            stats["engine_loads"] = max(stats["engine_loads"], row.engine_loads)
-            stats["tasks"] += len(row.tasks)
+        tally_workers(generated, workers)
         return failed
 
     @staticmethod
