@@ -15,6 +15,7 @@ from pyspark.sql import DataFrame, SparkSession
 from refinery.schemas.tables import RUNS, TABLES
 
 from .config import PipelineConfig
+from .redact import redact
 from .storage import Lakehouse
 from .validate import ValidationFailed, validate
 
@@ -121,7 +122,7 @@ def _write_run(ctx: StageContext, config: PipelineConfig) -> None:
     row = (
         run.run_id, run.stage, run.status, run.started_at, run.ended_at, run.input_versions,
         run.output_versions, run.rows_in, run.rows_out, dict(run.counters), run.rows_out / run.seconds,
-        run.validation, run.error, json.dumps(config.model_dump(mode="json"), sort_keys=True),
+        run.validation, run.error, json.dumps(redact(config.model_dump(mode="json")), sort_keys=True),
         ctx.spark.sparkContext.defaultParallelism,
     )
     df = ctx.spark.createDataFrame([row], RUNS.schema)

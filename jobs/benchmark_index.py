@@ -37,7 +37,9 @@ _ROWS = StructType([
     StructField("message", StringType()),
 ])
 _BATCH = 4096
-_CHECKOUT = Path(__file__).resolve().parents[1]
+# Where the shipped data/benchmarks lives: the checkout root in a source tree, the installed `refinery` package
+# in a wheel (pyproject maps data/ to refinery/data); in both it is the parent of this module's folder.
+_SHIPPED_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -56,12 +58,13 @@ def benchmark_files(entries: list[BenchmarkEntry]) -> list[tuple[BenchmarkSpec, 
         spec = BenchmarkSpec(entry.name, entry.path, tuple(entry.fields), entry.id, tuple(entry.choices), entry.answer)
         pattern = os.path.expanduser(entry.path)
         matched = sorted(glob.glob(pattern))
-        if not matched and not os.path.isabs(pattern):
-            # The shipped list names data/benchmarks/...: found from a source checkout run elsewhere too.
-            matched = sorted(glob.glob(str(_CHECKOUT / pattern)))
+        if not matched and not os.path.isabs(pattern) and "://" not in pattern:
+            # The shipped list names data/benchmarks/...: found from any working directory, checkout or wheel.
+            matched = sorted(glob.glob(str(_SHIPPED_ROOT / pattern)))
         if not matched:
             raise InputError(f"benchmark {entry.name}: no file matches {entry.path!r} (from the working directory "
-                             f"{os.getcwd()}); fix the path in the benchmarks file or remove the entry")
+                             f"{os.getcwd()} or the shipped files under {_SHIPPED_ROOT}); fix the path in the "
+                             "benchmarks file or remove the entry")
         files += [(spec, os.path.abspath(path)) for path in matched]
     return files
 

@@ -17,6 +17,7 @@ from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import LongType, StringType, StructField, StructType
 
 from refinery.jobs.base import InputError, StageContext, StageFailed
+from refinery.jobs.config import IngestConfig
 from refinery.jobs.progress import spark_progress
 from refinery.schemas.tables import COUNTERS, DOCUMENTS, INGEST_FILES
 from refinery.udfs.warc import FileOutcome, IngestSettings, read_warc_documents
@@ -99,7 +100,10 @@ class IngestStage:
         force = cfg.force if self.force is None else self.force
         files = list_warc_files(ctx.spark, pattern)
         if not files:
-            raise InputError(f"no WARC files match {pattern!r}; pass --input 'path/to/*.warc.gz' "
+            where = "" if "://" in pattern or os.path.isabs(pattern) else f" (from the working directory {os.getcwd()})"
+            # The default names the sample WARCs of a source checkout; an installed wheel does not ship them.
+            hint = " (the default ingest.input is the checkout's sample)" if pattern == IngestConfig().input else ""
+            raise InputError(f"no WARC files match {pattern!r}{where}{hint}; pass --input 'path/to/*.warc.gz' "
                              "(or set ingest.input)")
         files = self._not_yet_ingested(ctx, files, force)
         if not files:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -120,12 +121,22 @@ def test_failing_expectation_commits_nothing(spark, tmp_path):
     assert ctx.run.validation == "failed"
 
 
-def test_no_matching_input_names_the_glob(spark, tmp_path):
-    config = lake_config(tmp_path / "lake")
+def test_no_matching_input_names_the_glob(spark, tmp_path, monkeypatch):
+    # The ledger's config copy redacts credentials (recorded only: the session already exists) and keeps the rest.
+    conf = '{"spark.hadoop.fs.s3a.secret.key": "s3cr3t-value", "spark.sql.shuffle.partitions": "2"}'
+    config = lake_config(tmp_path / "lake", f"spark.conf={conf}")
     with pytest.raises(InputError, match="no WARC files match .*nothing-here"):
         run_stage(IngestStage(input_glob=str(tmp_path / "nothing-here/*.warc.gz")), spark, config)
     runs = Lakehouse(spark, config.storage).read("runs").collect()
     assert [(r.status, "InputError" in r.error) for r in runs] == [("failed", True)]
+    recorded = json.loads(runs[0].config_json)["spark"]["conf"]
+    assert recorded == {"spark.hadoop.fs.s3a.secret.key": "***redacted***", "spark.sql.shuffle.partitions": "2"}
+    assert "s3cr3t-value" not in runs[0].config_json
+    # Outside a checkout the default input (the sample WARCs) is missing: the error says so and names the fix.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError, match=r"'data/sample/\*\.warc\*' \(from the working directory .*checkout's sample"
+                                         r".*pass --input"):
+        run_stage(IngestStage(), spark, config)
 
 
 def _doc_row(doc_id: str) -> tuple:
