@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .llm import EngineSpec, Generation, Sampling, get_engine, load_counts
+from .llm import EngineSpec, Generation, Sampling, get_engine, loads_of
 from .llm.base import Messages
 from .rewrite import _pin_task_gpus, _task_id, whole_partition
 from .taxonomy import MAX_CHARS, Parsed, code_columns, parse_compact, parse_teacher, subsample
@@ -115,7 +115,7 @@ def label_documents(frames: Iterator[pd.DataFrame], spec: EngineSpec,
         if out:
             result = pd.concat(out, ignore_index=True)
             result["worker"], result["task_id"] = worker, task_id
-            result["engine_loads"] = load_counts().get(spec.engine, 0)
+            result["engine_loads"] = loads_of(spec)
             yield result[LABELED_COLUMNS]
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .llm import EngineSpec, Generation, Sampling, get_engine, load_counts
+from .llm import EngineSpec, Generation, Sampling, get_engine, loads_of
 from .llm.base import Messages, counter_of, load_tokenizer
 from .llm.templates import render_ids
 from .prox_execute import Chunk, ChunkRules, apply_programs, doc_decision, scope_calls, split_chunks
@@ -149,7 +149,7 @@ def refine_documents(frames: Iterator[pd.DataFrame], settings: RefineSettings) -
             out = pd.DataFrame(rows)
             out["counters"] = [row_counters(r) for r in rows]
             out["worker"], out["task_id"] = worker, task_id
-            out["engine_loads"] = sum(load_counts().values())
+            out["engine_loads"] = loads_of(*set(specs))  # doc and chunk level may share one engine
             yield out[ROW_COLUMNS]
 
 

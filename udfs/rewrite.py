@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 import xxhash
 
-from .llm import EngineSpec, Sampling, get_engine, load_counts
+from .llm import EngineSpec, Sampling, get_engine, load_counts, loads_of
 from .llm.base import counter_of, load_tokenizer
 from .postprocess import postprocess
 from .styles import Style, assign_styles, chunk_text, synth_id
@@ -86,7 +86,7 @@ def generate_chunks(frames: Iterator[pd.DataFrame], spec: EngineSpec,
         if out:
             result = pd.concat(out, ignore_index=True)
             result["worker"], result["task_id"] = worker, task_id
-            result["engine_loads"] = load_counts().get(spec.engine, 0)
+            result["engine_loads"] = loads_of(spec)
             yield result[GENERATED_COLUMNS]
 
 

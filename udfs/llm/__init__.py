@@ -9,8 +9,9 @@ from .base import (
                    Sampling,
                    get_engine,
                    load_counts,
+                   loads_of,
                    reload_counts,
 )
 
 __all__ = ["Engine", "EngineFatalError", "EngineLoadError", "EngineSpec", "Generation", "Sampling", "get_engine",
-           "load_counts", "reload_counts"]
+           "load_counts", "loads_of", "reload_counts"]

@@ -88,7 +88,8 @@ def is_fatal(err: BaseException) -> bool:
 
 
 _ENGINES: dict[EngineSpec, ManagedEngine] = {}
-_LOADS: Counter = Counter()
+_LOADS: Counter = Counter()  # per engine kind
+_SPEC_LOADS: Counter = Counter()  # per spec: what a stage reports, whatever other stages loaded in this process
 _RELOADS: Counter = Counter()  # per engine kind
 _SPEC_RELOADS: Counter = Counter()  # per spec: the bound
 _LOCK = threading.RLock()
@@ -100,12 +101,19 @@ def get_engine(spec: EngineSpec) -> ManagedEngine:
         if spec not in _ENGINES:
             _ENGINES[spec] = ManagedEngine(spec, _load(spec))
             _LOADS[spec.engine] += 1
+            _SPEC_LOADS[spec] += 1
         return _ENGINES[spec]
 
 
 def load_counts() -> dict[str, int]:
     """Engines loaded by this process so far, per engine kind, reloads included (the UDFs report it)."""
     return dict(_LOADS)
+
+
+def loads_of(*specs: EngineSpec) -> int:
+    """How often this process loaded these engine settings, reloads included: a worker that earlier ran another
+    stage (another model or setting) does not count that stage's loads here."""
+    return sum(_SPEC_LOADS[s] for s in specs)
 
 
 def reload_counts() -> dict[str, int]:
@@ -171,6 +179,7 @@ class ManagedEngine:
             except EngineLoadError as err:
                 raise EngineFatalError(self._failure(cause, f"and its reload failed: {err}")) from err
             _LOADS[self.spec.engine] += 1
+            _SPEC_LOADS[self.spec] += 1
             _ENGINES[self.spec] = self
 
     def _failure(self, err: BaseException, when: str) -> str:
