@@ -47,9 +47,9 @@ from typing import Any
 import numpy as np
 from _common import REPO, markdown_table, require_data, versions, write_json
 
-from refinery.udfs.bloom import BloomFilter
-from refinery.udfs.decontam import bloom_candidates, bloom_candidates_batch
-from refinery.udfs.ngrams import ngram_hashes, normalize_tokens, token_hashes
+from refinery.udfs.decontaminate.bloom import BloomFilter
+from refinery.udfs.decontaminate.ngrams import ngram_hashes, normalize_tokens, token_hashes
+from refinery.udfs.decontaminate.scan import bloom_candidates, bloom_candidates_batch
 
 CORPUS, WARC = "corpus/reuters21578.jsonl.gz", "warc/built_from_gold_pages.warc.gz"
 N, MIN_N, PLANTS, SEED, TARGET, FPRS = 13, 8, 200, 21578, 2000.0, (1e-6, 1e-3)
@@ -75,7 +75,7 @@ class Item:
 def load_items() -> list[Item]:
     """Items of the shipped list with >= MIN_N tokens; ids as read_benchmark makes them (id field or line)."""
     from refinery.jobs.config import load_benchmarks
-    from refinery.udfs.benchmarks import item_text
+    from refinery.udfs.decontaminate.benchmarks import item_text
 
     items = []
     for entry in load_benchmarks():
@@ -92,7 +92,7 @@ def load_items() -> list[Item]:
 def load_docs(data: Path, limit: int | None) -> list[Doc]:
     """Reuters articles and gold pages as `documents` rows (dicts by column name)."""
     from refinery.udfs.ids import doc_id_from_record_id
-    from refinery.udfs.warc import FileOutcome, IngestSettings, read_warc_documents
+    from refinery.udfs.ingest.warc import FileOutcome, IngestSettings, read_warc_documents
 
     docs: list[Doc] = []
     with gzip.open(data / CORPUS, "rt", encoding="utf-8") as lines:
@@ -279,7 +279,7 @@ def choice_recall(docs: list[Doc], rng: random.Random, per_benchmark: int = 200)
     context alone matches), up to `per_benchmark` of them (seeded), each planted mid-text in a sampled document;
     found = some n-gram that read_benchmark gives the item occurs in that document (exact strings, all lengths)."""
     from refinery.jobs.config import load_benchmarks
-    from refinery.udfs.benchmarks import BenchmarkNgram, BenchmarkSpec, item_text, read_benchmark
+    from refinery.udfs.decontaminate.benchmarks import BenchmarkNgram, BenchmarkSpec, item_text, read_benchmark
 
     rows = []
     for entry in load_benchmarks():

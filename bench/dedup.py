@@ -42,8 +42,8 @@ from typing import Any
 import numpy as np
 from _common import REPO, markdown_table, require_data, versions, write_json
 
+from refinery.udfs.dedup.minhash import band_hashes, permutations, shingles, signatures, simplify_text, word_tokens
 from refinery.udfs.ids import doc_id_from_record_id, text_hash
-from refinery.udfs.minhash import band_hashes, permutations, shingles, signatures, simplify_text, word_tokens
 
 CORPUS, THRESHOLD, SEED, SAMPLE, TARGET_SPEEDUP = "corpus/reuters21578.jsonl.gz", 0.8, 21578, 1000, 3.0
 Doc = dict[str, Any]

@@ -5,7 +5,8 @@ Builds a lakehouse from data/sample/*.warc* (ingest with resiliparse, decontamin
 1. `refinery export` end to end (data/real_only recipe: every curated document, whitespace tokens): tokens/s per core
    = exported tokens / (wall seconds x Spark cores), on local[1] and local[N];
 2. the pure export work in one process on the same texts (token counting, shuffle keys, sort, Parquet and
-   JSONL.zst encoding; `udfs/export.py`), tokens/s per core (CPU time): the ceiling the Spark job pays overhead over;
+   JSONL.zst encoding; `udfs/export/mix.py`), tokens/s per core (CPU time): the ceiling the Spark job pays
+   overhead over;
 3. `refinery report`: wall seconds to aggregate and write the HTML file.
 
 No shared data needed; the load average is printed with the table."""
@@ -46,7 +47,7 @@ def pure_export(texts: list[str], repeats: int) -> tuple[float, int]:
     """CPU seconds (best of repeats) and tokens of the per-item work, in one process."""
     import pandas as pd
 
-    from refinery.udfs.export import jsonl_zst_bytes, parquet_bytes, shuffle_key, token_counter
+    from refinery.udfs.export.mix import jsonl_zst_bytes, parquet_bytes, shuffle_key, token_counter
 
     count = token_counter("whitespace", None)
     best, tokens = float("inf"), 0

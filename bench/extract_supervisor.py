@@ -26,10 +26,10 @@ from pathlib import Path
 
 from _common import REPO, markdown_table, versions, write_json
 
-from refinery.udfs.charset import decode_html
-from refinery.udfs.extract import extract_main_text
-from refinery.udfs.extract_supervisor import ExtractionSupervisor
-from refinery.udfs.http import parse_http_response
+from refinery.udfs.ingest.charset import decode_html
+from refinery.udfs.ingest.extract import extract_main_text
+from refinery.udfs.ingest.extract_supervisor import ExtractionSupervisor
+from refinery.udfs.ingest.http import parse_http_response
 
 GOLD = REPO / "data" / "sample" / "gold_pages_first80.warc.gz"
 

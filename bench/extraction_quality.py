@@ -1,8 +1,8 @@
 """Main-text extraction quality of trafilatura vs resiliparse on the shared extraction gold sets.
 
-Runs `refinery.udfs.extract.extract_main_text` (the function the ingest stage uses) on every page of
+Runs `refinery.udfs.ingest.extract.extract_main_text` (the function the ingest stage uses) on every page of
 shared/data/extraction_gold/{trafilatura, scrapinghub_aeb, modern2026_llm_gt}, decoding the gzipped HTML
-with `refinery.udfs.charset.decode_html`, and scores each set the way its upstream benchmark does:
+with `refinery.udfs.ingest.charset.decode_html`, and scores each set the way its upstream benchmark does:
 
 * trafilatura: hand-made `with` / `without` snippets, scored like adbar/trafilatura's evaluation
   (tests/eval_common.py): after whitespace normalisation, a `with` snippet found in the output is a true
@@ -34,8 +34,8 @@ from typing import Any
 
 from _common import markdown_table, require_data, versions, write_json
 
-from refinery.udfs.charset import decode_html
-from refinery.udfs.extract import ExtractionTimeout, extract_main_text
+from refinery.udfs.ingest.charset import decode_html
+from refinery.udfs.ingest.extract import ExtractionTimeout, extract_main_text
 
 EXTRACTORS = ("trafilatura", "resiliparse")
 GOLD = {  # set -> (annotation file, reference-text field or None)

@@ -39,6 +39,11 @@ CASES = [  # (input name, text, function)
 ]
 
 
+# udfs/ was flat before it was grouped by stage: CASES name the flat modules, the checkout's are these.
+GROUPED = {"quality_text": "quality.text", "quality_fineweb": "quality.fineweb", "quality_rules": "quality.rules",
+           "postprocess": "rewrite.postprocess", "extract": "ingest.extract"}
+
+
 def load_udfs(revision: str, into: Path) -> str:
     """Extract `udfs/` of `revision` into `into` as package "udfs_<rev>"; returns the package name."""
     name = "udfs_before"
@@ -54,8 +59,11 @@ def _call(package: str, path: str, function: str, text: str, repeats: int, out) 
     if path:
         sys.path.insert(0, path)
     module_name, attr = function.rsplit(".", 1)
+    grouped = package == "refinery.udfs"
+    if grouped:
+        module_name = GROUPED[module_name]
     fn = getattr(importlib.import_module(f"{package}.{module_name}"), attr)
-    cache = importlib.import_module(f"{package}.quality_text")._chunk_cache
+    cache = importlib.import_module(f"{package}.{GROUPED['quality_text'] if grouped else 'quality_text'}")._chunk_cache
     best = float("inf")
     for _ in range(repeats):
         cache.clear()  # each run starts with the tokenizer's chunk cache cold
@@ -79,7 +87,8 @@ def timed(package: str, path: str, function: str, text: str, repeats: int, limit
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--before", default="main", help="git revision whose udfs/ is 'before'")
+    # 1eda4b7: main before the linear-time fixes (flat udfs/, as the revision must be)
+    parser.add_argument("--before", default="1eda4b7", help="git revision (flat udfs/) whose code is 'before'")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--limit", type=float, default=60.0, help="seconds one run of one side may take")
     args = parser.parse_args()

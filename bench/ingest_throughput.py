@@ -89,7 +89,7 @@ def run_datatrove(warc: Path, limit: int | None) -> Result | None:
 
 
 def run_ours(warc: Path, extractor: str, limit: int | None, timeout_s: float) -> Result:
-    from refinery.udfs.warc import FileOutcome, IngestSettings, read_warc_documents
+    from refinery.udfs.ingest.warc import FileOutcome, IngestSettings, read_warc_documents
 
     outcome = FileOutcome(str(warc))
     docs = 0
@@ -145,7 +145,7 @@ def spark_child(extractor: str, warc: str, root: str, timeout_s: str) -> None:
     from refinery.jobs.ingest import read_files
     from refinery.jobs.main import run_pipeline
     from refinery.jobs.session import get_spark
-    from refinery.udfs.warc import IngestSettings
+    from refinery.udfs.ingest.warc import IngestSettings
 
     cfg = load_config(overrides=[f"storage.root={root}", "spark.master=local[1]",
                                  f"ingest.extractor={extractor}", f"ingest.input={warc}",

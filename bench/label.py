@@ -23,7 +23,7 @@ SAMPLE = REPO / "data" / "sample" / "cc-main-2020-34_sample_resiliparse.warc.gz"
 def sample_documents(count: int, max_chars: int):
     import pandas as pd
 
-    from refinery.udfs.warc import FileOutcome, IngestSettings, read_warc_documents
+    from refinery.udfs.ingest.warc import FileOutcome, IngestSettings, read_warc_documents
 
     docs = list(read_warc_documents(str(SAMPLE), IngestSettings(extractor="resiliparse"), FileOutcome(str(SAMPLE))))
     rows = [(f"{i:032x}", docs[i % len(docs)]["text"][:max_chars], docs[i % len(docs)]["url"]) for i in range(count)]
@@ -49,7 +49,7 @@ def run_direct_engine(spec, docs, settings) -> tuple[float, int]:
 def run_udf_body(spec, docs, settings) -> tuple[float, int]:
     import pandas as pd
 
-    from refinery.udfs.label import label_documents
+    from refinery.udfs.label.udf import label_documents
 
     started = time.perf_counter()
     out = pd.concat(label_documents(iter([docs]), spec, settings))
@@ -58,7 +58,7 @@ def run_udf_body(spec, docs, settings) -> tuple[float, int]:
 
 def run_spark(spark, spec, docs, settings) -> tuple[float, int]:
     from refinery.jobs.label import _LABELED
-    from refinery.udfs.label import label_documents
+    from refinery.udfs.label.udf import label_documents
 
     df = spark.createDataFrame(docs).repartition(1).localCheckpoint(eager=True)
     started = time.perf_counter()
@@ -69,7 +69,7 @@ def run_spark(spark, spec, docs, settings) -> tuple[float, int]:
 
 def parser_rates(seconds: float) -> list[list]:
     """Documents/s of one core: parse_compact on EAI-Distill-like outputs, parse_teacher on two long answers."""
-    from refinery.udfs.taxonomy import CATEGORIES, compact_output, label_codes, parse_compact, parse_teacher
+    from refinery.udfs.label.taxonomy import CATEGORIES, compact_output, label_codes, parse_compact, parse_teacher
 
     rng = random.Random(0)
 
@@ -124,7 +124,7 @@ def main() -> None:
 
     from refinery.jobs.config import load_config
     from refinery.jobs.session import get_spark
-    from refinery.udfs.label import LabelSettings
+    from refinery.udfs.label.udf import LabelSettings
     from refinery.udfs.llm import EngineSpec
     from refinery.udfs.llm.tiny import build_tiny_llama
 

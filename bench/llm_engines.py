@@ -62,8 +62,8 @@ def main() -> None:
     from refinery.jobs.session import get_spark
     from refinery.udfs.llm import EngineSpec, get_engine
     from refinery.udfs.llm.tiny import build_tiny_llama
-    from refinery.udfs.rewrite import GenerateSettings
-    from refinery.udfs.styles import load_styles
+    from refinery.udfs.rewrite.styles import load_styles
+    from refinery.udfs.rewrite.udf import GenerateSettings
 
     torch.set_num_threads(1)
     texts = sample_texts()

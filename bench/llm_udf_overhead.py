@@ -19,7 +19,7 @@ SAMPLE = REPO / "data" / "sample" / "cc-main-2020-34_sample_resiliparse.warc.gz"
 
 
 def sample_texts() -> list[str]:
-    from refinery.udfs.warc import FileOutcome, IngestSettings, read_warc_documents
+    from refinery.udfs.ingest.warc import FileOutcome, IngestSettings, read_warc_documents
 
     docs = read_warc_documents(str(SAMPLE), IngestSettings(extractor="resiliparse"), FileOutcome(str(SAMPLE)))
     return [d["text"] for d in docs]
@@ -28,7 +28,7 @@ def sample_texts() -> list[str]:
 def plan(texts, spec, style, limit: int):
     import pandas as pd
 
-    from refinery.udfs.rewrite import PlanSettings, plan_chunks
+    from refinery.udfs.rewrite.udf import PlanSettings, plan_chunks
 
     frame = pd.DataFrame({"doc_id": [f"{i:032x}" for i in range(len(texts))], "text": texts, "route": 0})
     settings = PlanSettings({style.id: style}, ({style.id: 1.0},), 1, 0, spec.model, 8)
@@ -53,7 +53,7 @@ def run_direct_udf_body(spec, rows, settings) -> tuple[float, int]:
     """The UDF's own function (generation + post-processing), in this process, no Spark."""
     import pandas as pd
 
-    from refinery.udfs.rewrite import generate_chunks
+    from refinery.udfs.rewrite.udf import generate_chunks
 
     started = time.perf_counter()
     out = pd.concat(generate_chunks(iter([rows]), spec, settings))
@@ -64,7 +64,7 @@ def run_spark(spark, spec, rows, settings) -> tuple[float, int]:
     from pyspark.sql import functions as F
 
     from refinery.jobs.rewrite import _GENERATED, _PLAN
-    from refinery.udfs.rewrite import generate_chunks
+    from refinery.udfs.rewrite.udf import generate_chunks
 
     df = spark.createDataFrame(rows, _PLAN).repartition(1).localCheckpoint(eager=True)
     started = time.perf_counter()
@@ -90,8 +90,8 @@ def main() -> None:
     from refinery.jobs.session import get_spark
     from refinery.udfs.llm import EngineSpec
     from refinery.udfs.llm.tiny import build_tiny_llama
-    from refinery.udfs.rewrite import GenerateSettings
-    from refinery.udfs.styles import load_styles
+    from refinery.udfs.rewrite.styles import load_styles
+    from refinery.udfs.rewrite.udf import GenerateSettings
 
     # PySpark starts Python workers with OMP_NUM_THREADS = spark.task.cpus (1 here): give the direct runs the
     # same number of torch threads, or the comparison measures thread counts, not Spark.

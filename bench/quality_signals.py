@@ -17,7 +17,7 @@ from _common import markdown_table, require_data, versions, write_json
 
 
 def load_texts(root, reuters_limit: int) -> list[str]:
-    from refinery.udfs.warc import FileOutcome, IngestSettings, read_warc_documents
+    from refinery.udfs.ingest.warc import FileOutcome, IngestSettings, read_warc_documents
 
     texts = []
     path = root / "warc" / "built_from_gold_pages.warc.gz"
@@ -34,7 +34,7 @@ def load_texts(root, reuters_limit: int) -> list[str]:
 
 
 def ours(texts: list[str]) -> int:
-    from refinery.udfs.quality_rules import all_quality_signals, quality_drop_reasons
+    from refinery.udfs.quality.rules import all_quality_signals, quality_drop_reasons
 
     return sum(not quality_drop_reasons(all_quality_signals(t)) for t in texts)
 

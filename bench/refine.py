@@ -29,7 +29,7 @@ SAMPLE = REPO / "data" / "sample" / "cc-main-2020-34_sample_resiliparse.warc.gz"
 
 
 def page_texts(path: Path) -> list[str]:
-    from refinery.udfs.warc import FileOutcome, IngestSettings, read_warc_documents
+    from refinery.udfs.ingest.warc import FileOutcome, IngestSettings, read_warc_documents
 
     docs = read_warc_documents(str(path), IngestSettings(extractor="resiliparse"), FileOutcome(str(path)))
     return [d["text"] for d in docs]
@@ -56,7 +56,7 @@ def recorded_chunk_program(lines: list[str], first: int) -> str:
 def prepare(texts: list[str], max_tokens: int):
     """Per document: its chunks (whitespace-token counts) and recorded generations."""
     from refinery.udfs.llm import Generation
-    from refinery.udfs.prox_execute import split_chunks
+    from refinery.udfs.refine.execute import split_chunks
 
     def words(lines: list[str]) -> list[int]:
         return [len(s.split()) for s in lines]
@@ -74,8 +74,8 @@ def prepare(texts: list[str], max_tokens: int):
 
 def parse_execute_throughput(texts: list[str], repeats: int) -> dict:
     from refinery.udfs.llm import Sampling
-    from refinery.udfs.prox_program import _parse_short, parse_program
-    from refinery.udfs.refine import PROX_PROMPTS, RefineSettings, refine_document
+    from refinery.udfs.refine.program import _parse_short, parse_program
+    from refinery.udfs.refine.udf import PROX_PROMPTS, RefineSettings, refine_document
 
     settings = RefineSettings(("doc", "chunk"), None, None, PROX_PROMPTS, Sampling(), Sampling())
     prepared = prepare(texts, 300)  # ~1,500 model tokens is ~300-1,000 words; smaller chunks = more programs
@@ -105,8 +105,8 @@ def udf_overhead(texts: list[str], args) -> list[list]:
     from refinery.udfs.llm import EngineSpec, Sampling, get_engine
     from refinery.udfs.llm.base import counter_of, load_tokenizer
     from refinery.udfs.llm.tiny import build_tiny_llama
-    from refinery.udfs.prox_execute import split_chunks
-    from refinery.udfs.refine import PROX_PROMPTS, RefineSettings, fit_document, refine_documents
+    from refinery.udfs.refine.execute import split_chunks
+    from refinery.udfs.refine.udf import PROX_PROMPTS, RefineSettings, fit_document, refine_documents
 
     torch.set_num_threads(1)  # PySpark's Python workers run with OMP_NUM_THREADS = spark.task.cpus = 1
     model = args.model or str(build_tiny_llama(Path(tempfile.mkdtemp(prefix="tiny-llama-")), texts))

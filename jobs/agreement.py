@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from refinery.udfs.agreement import (
+from refinery.udfs.label.agreement import (
     AGREEMENT_CATEGORIES,
     NMI_AVERAGE_EXCLUDES,
     Agreement,
@@ -20,7 +20,7 @@ from refinery.udfs.agreement import (
     labels_for_nmi,
     nmi,
 )
-from refinery.udfs.taxonomy import INT_CATEGORIES, fdc_levels
+from refinery.udfs.label.taxonomy import INT_CATEGORIES, fdc_levels
 
 from .base import InputError
 

@@ -20,8 +20,8 @@ from pyspark.sql.types import BinaryType, IntegerType, LongType, StringType, Str
 
 from refinery.jobs.base import InputError
 from refinery.jobs.config import BenchmarkEntry, DecontaminateConfig
-from refinery.udfs.benchmarks import BenchmarkNgram, BenchmarkSpec, RowProblem, read_benchmark
-from refinery.udfs.bloom import BloomFilter
+from refinery.udfs.decontaminate.benchmarks import BenchmarkNgram, BenchmarkSpec, RowProblem, read_benchmark
+from refinery.udfs.decontaminate.bloom import BloomFilter
 
 NORMALIZATION_VERSION = "janitor-unicode-v1"  # part of the set hash: a change here must re-scan
 _ROWS = StructType([

@@ -17,7 +17,7 @@ from refinery.jobs.benchmark_index import BenchmarkIndex, load_or_build_index, r
 from refinery.jobs.config import DecontaminateConfig, load_benchmarks
 from refinery.jobs.progress import spark_progress
 from refinery.schemas.tables import CONTAMINATION, CONTAMINATION_MATCHES, DOCUMENTS
-from refinery.udfs.decontam import bloom_candidates_batch, gpt3_clean, matched_spans
+from refinery.udfs.decontaminate.scan import bloom_candidates_batch, gpt3_clean, matched_spans
 
 _BROADCAST_CANDIDATES = 2_000_000
 _SCAN_SLICE = 256

@@ -12,7 +12,7 @@ from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import BinaryType, DoubleType, IntegerType, LongType, StringType, StructField, StructType
 
 from refinery.jobs.config import DedupConfig
-from refinery.udfs.minhash import band_hashes, jaccard, permutations, shingles, signatures
+from refinery.udfs.dedup.minhash import band_hashes, jaccard, permutations, shingles, signatures
 
 _BUCKET = ["band", "band_hash"]
 _SLICE = 512  # documents per signature matrix: amortises numpy calls, keeps the matrices in cache

@@ -21,7 +21,7 @@ from refinery.jobs.config import PipelineConfig
 from refinery.jobs.seeds import curated_documents, pinned
 from refinery.jobs.storage import Lakehouse
 from refinery.schemas.views import REFINE_FILTER, SEED_FILTERS, VIEWS
-from refinery.udfs.export import (
+from refinery.udfs.export.mix import (
     SHARD_COLUMNS,
     Recipe,
     RecipeError,

@@ -20,7 +20,7 @@ from refinery.jobs.base import InputError, StageContext, StageFailed
 from refinery.jobs.config import IngestConfig
 from refinery.jobs.progress import spark_progress
 from refinery.schemas.tables import COUNTERS, DOCUMENTS, INGEST_FILES
-from refinery.udfs.warc import FileOutcome, IngestSettings, read_warc_documents
+from refinery.udfs.ingest.warc import FileOutcome, IngestSettings, read_warc_documents
 
 _DOC_FIELDS = [f for f in DOCUMENTS.schema.fields if f.name != "run_id"]
 # One schema for both kinds of task output: document rows, and one summary row per file.

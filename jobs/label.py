@@ -18,7 +18,8 @@ from refinery.jobs.config import ConfigError, LabelConfig, LlmConfig
 from refinery.jobs.rewrite import _materialise, _preflight, engine_spec
 from refinery.jobs.seeds import curated_documents
 from refinery.schemas.tables import CONTAMINATION, DOCUMENTS, DUPLICATES, EAI_LABELS, QUALITY, REFINED, TAXONOMY
-from refinery.udfs.label import (
+from refinery.udfs.label.taxonomy import STATUSES
+from refinery.udfs.label.udf import (
     LABELED_COLUMNS,
     LabelPromptError,
     LabelSettings,
@@ -26,7 +27,6 @@ from refinery.udfs.label import (
     load_teacher_prompts,
 )
 from refinery.udfs.llm import EngineSpec
-from refinery.udfs.taxonomy import STATUSES
 
 log = logging.getLogger("refinery")
 

@@ -22,9 +22,9 @@ from refinery.jobs.base import InputError, StageContext
 from refinery.jobs.config import QualityConfig
 from refinery.jobs.progress import spark_progress
 from refinery.schemas.tables import DOCUMENTS, QUALITY
-from refinery.udfs.quality_classifier import ModelLoadError, check_fasttext_file
-from refinery.udfs.quality_doc import Classifier, QualitySettings, quality_rows
-from refinery.udfs.quality_rules import load_filter_thresholds
+from refinery.udfs.quality.classifier import ModelLoadError, check_fasttext_file
+from refinery.udfs.quality.doc import Classifier, QualitySettings, quality_rows
+from refinery.udfs.quality.rules import load_filter_thresholds
 
 # What the scoring UDF returns: the table minus what the driver adds afterwards.
 _SCORED = StructType([f for f in QUALITY.schema.fields

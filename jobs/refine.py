@@ -20,9 +20,9 @@ from refinery.jobs.rewrite import RewriteStage, _materialise, _preflight, engine
 from refinery.jobs.seeds import curated_documents
 from refinery.schemas.tables import CONTAMINATION, DOCUMENTS, DUPLICATES, QUALITY, REFINED
 from refinery.udfs.llm import Sampling
-from refinery.udfs.prox_execute import ChunkRules
-from refinery.udfs.prox_program import ProgramLimits
-from refinery.udfs.refine import (
+from refinery.udfs.refine.execute import ChunkRules
+from refinery.udfs.refine.program import ProgramLimits
+from refinery.udfs.refine.udf import (
     PROX_PROMPTS,
     PromptError,
     RefinePrompts,

@@ -1,5 +1,5 @@
 """`refinery report`: the lakehouse's aggregates computed in Spark (small frames reach the driver, never text),
-rendered by udfs/report_html.py into one self-contained HTML file."""
+rendered by udfs/export/report_html.py into one self-contained HTML file."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pyspark.sql import SparkSession
 from refinery.jobs.config import PipelineConfig
 from refinery.jobs.storage import Lakehouse
 from refinery.schemas.views import REFINE_FILTER, SEED_FILTERS
-from refinery.udfs.report_html import Section, build_sections, render_html
+from refinery.udfs.export.report_html import Section, build_sections, render_html
 
 log = logging.getLogger("refinery")
 

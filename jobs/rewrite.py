@@ -18,8 +18,8 @@ from refinery.jobs.config import ConfigError, LlmConfig, RewriteConfig
 from refinery.jobs.seeds import curated_documents
 from refinery.schemas.tables import CONTAMINATION, DOCUMENTS, DUPLICATES, QUALITY, REFINED, SYNTHETIC
 from refinery.udfs.llm import EngineLoadError, EngineSpec
-from refinery.udfs.rewrite import GenerateSettings, PlanSettings, generate_chunks, plan_chunks
-from refinery.udfs.styles import Style, StyleError, load_styles
+from refinery.udfs.rewrite.styles import Style, StyleError, load_styles
+from refinery.udfs.rewrite.udf import GenerateSettings, PlanSettings, generate_chunks, plan_chunks
 
 log = logging.getLogger("refinery")
 

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from refinery.jobs.base import InputError
-from refinery.udfs.quality_train import TrainReport, TrainSettings, train_classifier
+from refinery.udfs.quality.train import TrainReport, TrainSettings, train_classifier
 
 
 def read_texts(source: str, text_field: str = "text", spark_config=None) -> list[str]:

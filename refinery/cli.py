@@ -143,7 +143,7 @@ def export(
     """Export a training mix: shuffled shards (Parquet, JSONL.zst) and a manifest, by a recipe's token budgets."""
     from refinery.jobs.export import export_mix
     from refinery.jobs.session import get_spark
-    from refinery.udfs.export import RecipeError
+    from refinery.udfs.export.mix import RecipeError
 
     cfg = _guard(lambda: _config(config, env_file, overrides))
     spark = _guard(lambda: get_spark(cfg.spark))
@@ -195,7 +195,7 @@ def train_quality(
 ) -> None:
     """Train a fastText quality classifier (DCLM-style) and print held-out precision, recall and AUC."""
     from refinery.jobs.train_quality import train
-    from refinery.udfs.quality_train import TrainSettings
+    from refinery.udfs.quality.train import TrainSettings
 
     settings = TrainSettings(epoch=epoch, lr=lr, word_ngrams=word_ngrams, dim=dim, bucket=bucket,
                              valid_fraction=valid_fraction, seed=seed)
@@ -214,7 +214,7 @@ def dedup_curve(
                                                  "with their chance of catching a pair at this Jaccard")] = None,
 ) -> None:
     """Print the chance that two documents of a given Jaccard similarity become a candidate pair."""
-    from refinery.udfs.minhash import candidate_probability, threshold, threshold_curve
+    from refinery.udfs.dedup.minhash import candidate_probability, threshold, threshold_curve
 
     if bands < 1 or rows < 1:
         _fail("--bands and --rows must be >= 1")

@@ -168,7 +168,7 @@ def refined_suite(gx, settings: dict) -> list:
 
 
 def taxonomy_suite(gx, settings: dict) -> list:
-    from refinery.udfs.taxonomy import INT_CATEGORIES, STATUSES, label_codes
+    from refinery.udfs.label.taxonomy import INT_CATEGORIES, STATUSES, label_codes
 
     e = gx.expectations
     # Few expectations on purpose: each is a Spark pass, and the suite runs before every commit group.
@@ -191,7 +191,7 @@ def taxonomy_suite(gx, settings: dict) -> list:
 
 
 def eai_labels_suite(gx, settings: dict) -> list:
-    from refinery.udfs.taxonomy import INT_CATEGORIES
+    from refinery.udfs.label.taxonomy import INT_CATEGORIES
 
     e = gx.expectations
     return [

@@ -17,8 +17,8 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from refinery.udfs.quality_rules import COUNT_SIGNALS, SIGNAL_GROUPS, signal_field
-from refinery.udfs.taxonomy import code_columns
+from refinery.udfs.label.taxonomy import code_columns
+from refinery.udfs.quality.rules import COUNT_SIGNALS, SIGNAL_GROUPS, signal_field
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-from refinery.udfs.taxonomy import code_columns
+from refinery.udfs.label.taxonomy import code_columns
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ def spark(tmp_path_factory):
 
 def sample_texts(limit: int | None = None) -> list[str]:
     """Extracted main text of the CC sample's pages (resiliparse: fast, no network)."""
-    from refinery.udfs.warc import FileOutcome, IngestSettings, read_warc_documents
+    from refinery.udfs.ingest.warc import FileOutcome, IngestSettings, read_warc_documents
 
     docs = read_warc_documents(str(CC_SAMPLE), IngestSettings(extractor="resiliparse"), FileOutcome(str(CC_SAMPLE)))
     return [d["text"] for d in docs][:limit]

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from refinery.cli import app
-from refinery.udfs.agreement import (
+from refinery.udfs.label.agreement import (
     agreement,
     chance_per_annotator,
     expected,
@@ -22,7 +22,7 @@ from refinery.udfs.agreement import (
     observed,
     overlap,
 )
-from refinery.udfs.taxonomy import parse_compact
+from refinery.udfs.label.taxonomy import parse_compact
 
 # Two labelers, four documents: agree, overlap on the secondary, disagree, both abstain.
 A = [(1,), (1, 2), (2,), ()]
@@ -133,7 +133,7 @@ def test_refinery_agreement_names_a_missing_file(tmp_path):
 
 def test_a_reference_file_in_the_published_nested_schema_is_read_like_the_taxonomy_table(tmp_path):
     from refinery.jobs.agreement import compare, load_labeling
-    from refinery.udfs.taxonomy import INT_CATEGORIES
+    from refinery.udfs.label.taxonomy import INT_CATEGORIES
 
     codes = parse_compact(CODE_DOC, "stop").codes
     nested = {"free_decimal_correspondence": {"primary": {"code": "005.133"}, "secondary": {"code": "004.6"}}}

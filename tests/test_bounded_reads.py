@@ -7,8 +7,8 @@ import tracemalloc
 
 import pytest
 
-from refinery.udfs.http import BodyTooLarge, parse_http_response
-from refinery.udfs.warc import FileOutcome, IngestSettings, read_warc_documents
+from refinery.udfs.ingest.http import BodyTooLarge, parse_http_response
+from refinery.udfs.ingest.warc import FileOutcome, IngestSettings, read_warc_documents
 
 from .data.hostile.recipes import article_html, encode, http_block, page, warc_gz, warc_record, zeros_bomb
 

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from refinery.jobs.config import ConfigError, load_benchmarks
-from refinery.udfs.benchmarks import BenchmarkNgram, BenchmarkSpec, RowProblem, item_text, read_benchmark
-from refinery.udfs.bloom import BloomFilter
-from refinery.udfs.decontam import bloom_candidates, gpt3_clean, matched_spans
-from refinery.udfs.ngrams import ngram_hash, ngram_hashes, normalize_tokens, token_hashes
+from refinery.udfs.decontaminate.benchmarks import BenchmarkNgram, BenchmarkSpec, RowProblem, item_text, read_benchmark
+from refinery.udfs.decontaminate.bloom import BloomFilter
+from refinery.udfs.decontaminate.ngrams import ngram_hash, ngram_hashes, normalize_tokens, token_hashes
+from refinery.udfs.decontaminate.scan import bloom_candidates, gpt3_clean, matched_spans
 
 from .conftest import REPO
 
@@ -118,7 +118,7 @@ def test_gpt3_cleaning_cuts_the_hit_and_keeps_long_clean_pieces():
 
 
 def test_batched_scan_equals_scanning_each_text_alone():
-    from refinery.udfs.decontam import bloom_candidates_batch
+    from refinery.udfs.decontaminate.scan import bloom_candidates_batch
 
     question = _first_gsm8k_question()
     tokens = normalize_tokens(question)

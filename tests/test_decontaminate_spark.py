@@ -16,7 +16,7 @@ from refinery.jobs.ingest import IngestStage
 from refinery.jobs.storage import Lakehouse
 from refinery.jobs.validate import ValidationFailed, validate
 from refinery.schemas.tables import CONTAMINATION_MATCHES, DOCUMENTS
-from refinery.udfs.benchmarks import BenchmarkSpec, read_benchmark
+from refinery.udfs.decontaminate.benchmarks import BenchmarkSpec, read_benchmark
 from refinery.udfs.ids import doc_id_from_record_id
 
 from .conftest import CC_SAMPLE, REPO, SAMPLE, lake_config

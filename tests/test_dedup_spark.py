@@ -17,8 +17,8 @@ from refinery.jobs.components import connected_components
 from refinery.jobs.dedup import DedupStage
 from refinery.jobs.storage import Lakehouse
 from refinery.schemas.tables import DOCUMENTS
+from refinery.udfs.dedup.minhash import jaccard, shingles
 from refinery.udfs.ids import doc_id_from_record_id, text_hash
-from refinery.udfs.minhash import jaccard, shingles
 
 from .conftest import lake_config
 

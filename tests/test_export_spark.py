@@ -17,7 +17,7 @@ from refinery.jobs.ingest import IngestStage
 from refinery.jobs.rewrite import RewriteStage
 from refinery.jobs.storage import Lakehouse
 from refinery.schemas.tables import CONTAMINATION, DOCUMENTS, DUPLICATES, QUALITY
-from refinery.udfs.export import shuffle_key
+from refinery.udfs.export.mix import shuffle_key
 
 from .conftest import CC_SAMPLE, lake_config
 from .test_rewrite_spark import _full_rows

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from refinery.udfs.export import (
+from refinery.udfs.export.mix import (
     RecipeError,
     jsonl_zst_bytes,
     load_recipe,
@@ -139,7 +139,7 @@ def test_shard_bytes_are_deterministic_and_read_back():
 
 
 def test_the_report_page_embeds_plotly_once_and_says_what_is_missing():
-    from refinery.udfs.report_html import build_sections, render_html
+    from refinery.udfs.export.report_html import build_sections, render_html
 
     agg = {"funnel": pd.DataFrame({"stage": ["ingested", "quality"], "docs": [10, 6]}),
            "drops": pd.DataFrame({"stage": ["quality"], "reason": ["gopher_short_doc"], "n": [4]}),

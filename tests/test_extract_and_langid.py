@@ -3,10 +3,10 @@ from pathlib import Path
 
 import pytest
 
-from refinery.udfs.charset import decode_html
-from refinery.udfs.extract import ExtractionTimeout, extract_main_text
-from refinery.udfs.http import parse_http_response
-from refinery.udfs.langid import detect_language
+from refinery.udfs.ingest.charset import decode_html
+from refinery.udfs.ingest.extract import ExtractionTimeout, extract_main_text
+from refinery.udfs.ingest.http import parse_http_response
+from refinery.udfs.ingest.langid import detect_language
 
 from .conftest import CC_SAMPLE, GOLD_SAMPLE, SAMPLE, response_block, response_records
 

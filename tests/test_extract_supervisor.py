@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from refinery.udfs.extract import ExtractionTimeout, extract_main_text
-from refinery.udfs.extract_supervisor import ExtractionCrashed, ExtractionSupervisor
-from refinery.udfs.http import parse_http_response
+from refinery.udfs.ingest.extract import ExtractionTimeout, extract_main_text
+from refinery.udfs.ingest.extract_supervisor import ExtractionCrashed, ExtractionSupervisor
+from refinery.udfs.ingest.http import parse_http_response
 
 from .conftest import GOLD_SAMPLE, response_records
 from .data.hostile.recipes import article_html, slow_html
@@ -19,7 +19,7 @@ from .data.hostile.recipes import article_html, slow_html
 
 @pytest.fixture(scope="module")
 def gold_html() -> list[str]:
-    from refinery.udfs.charset import decode_html
+    from refinery.udfs.ingest.charset import decode_html
 
     pages = []
     for _, block in list(response_records(GOLD_SAMPLE))[:6]:

@@ -20,7 +20,7 @@ from refinery.jobs.quality import QualityStage, build_settings
 from refinery.jobs.storage import Lakehouse
 from refinery.jobs.validate import validate
 from refinery.schemas.tables import INGEST_FILES
-from refinery.udfs.quality_classifier import ModelLoadError
+from refinery.udfs.quality.classifier import ModelLoadError
 
 from .conftest import lake_config
 from .data.hostile.recipes import (

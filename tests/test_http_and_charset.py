@@ -1,5 +1,5 @@
-from refinery.udfs.charset import decode_html, meta_charset, normalize_charset
-from refinery.udfs.http import dechunk, parse_http_response
+from refinery.udfs.ingest.charset import decode_html, meta_charset, normalize_charset
+from refinery.udfs.ingest.http import dechunk, parse_http_response
 
 from .conftest import CC_SAMPLE, CHUNKED_SAMPLE, GOLD_SAMPLE, response_block
 

@@ -13,7 +13,7 @@ from refinery.jobs.ingest import IngestStage
 from refinery.jobs.storage import Lakehouse
 from refinery.jobs.validate import ValidationFailed
 from refinery.schemas.tables import DOCUMENTS
-from refinery.udfs.warc import FileOutcome, IngestSettings, read_warc_documents
+from refinery.udfs.ingest.warc import FileOutcome, IngestSettings, read_warc_documents
 
 from .conftest import CC_SAMPLE, SAMPLE, lake_config
 

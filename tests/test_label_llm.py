@@ -6,9 +6,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from refinery.udfs.label import LABELED_COLUMNS, LabelSettings, label_documents, load_teacher_prompts
+from refinery.udfs.label.taxonomy import STATUSES, code_columns, parse_compact, subsample
+from refinery.udfs.label.udf import LABELED_COLUMNS, LabelSettings, label_documents, load_teacher_prompts
 from refinery.udfs.llm import EngineSpec
-from refinery.udfs.taxonomy import STATUSES, code_columns, parse_compact, subsample
 
 from .conftest import sample_texts
 from .label_fixtures import EXPECTED_STATUS, RECORDED, answer_for, serve_recorded

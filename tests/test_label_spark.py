@@ -17,7 +17,7 @@ from refinery.jobs.label import LabelStage
 from refinery.jobs.storage import Lakehouse
 from refinery.jobs.validate import ValidationFailed, validate
 from refinery.schemas.tables import DOCUMENTS, TAXONOMY
-from refinery.udfs.taxonomy import code_columns, parse_compact, subsample
+from refinery.udfs.label.taxonomy import code_columns, parse_compact, subsample
 
 from .conftest import CC_SAMPLE, lake_config
 from .label_fixtures import DATASETS, EXPECTED_STATUS, RECORDED, answer_for, serve_recorded

@@ -12,8 +12,14 @@ import time
 
 import pytest
 
-from refinery.udfs import extract, minhash, ngrams, postprocess, quality_c4, quality_fineweb, quality_rules
-from refinery.udfs import quality_text as qt
+from refinery.udfs.decontaminate import ngrams
+from refinery.udfs.dedup import minhash
+from refinery.udfs.ingest import extract
+from refinery.udfs.quality import c4 as quality_c4
+from refinery.udfs.quality import fineweb as quality_fineweb
+from refinery.udfs.quality import rules as quality_rules
+from refinery.udfs.quality import text as qt
+from refinery.udfs.rewrite import postprocess
 
 SCALE, MAX_RATIO, FLOOR_S = 10, 15.0, 0.001
 

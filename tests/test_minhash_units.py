@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refinery.udfs.minhash import (
+from refinery.udfs.dedup.minhash import (
     band_hashes,
     candidate_probability,
     estimated_jaccard,

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from refinery.udfs.prox_execute import doc_decision
-from refinery.udfs.prox_program import ProgramLimits, _parse_ast, _Reject, parse_call, parse_program
+from refinery.udfs.refine.execute import doc_decision
+from refinery.udfs.refine.program import ProgramLimits, _parse_ast, _Reject, parse_call, parse_program
 
 RL = "remove_lines(line_start={}, line_end={})"
 

@@ -8,8 +8,8 @@ import pytest
 
 from refinery.jobs.base import InputError
 from refinery.jobs.train_quality import read_texts, train
-from refinery.udfs.quality_classifier import LOADS, ModelLoadError, fasttext_scores, load_fasttext
-from refinery.udfs.quality_train import TrainSettings, roc_auc
+from refinery.udfs.quality.classifier import LOADS, ModelLoadError, fasttext_scores, load_fasttext
+from refinery.udfs.quality.train import TrainSettings, roc_auc
 
 DATA = Path(__file__).parent / "data" / "quality"
 SMALL = TrainSettings(dim=16, bucket=20_000)

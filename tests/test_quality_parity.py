@@ -29,16 +29,16 @@ pytest.importorskip("datatrove")
 # datatrove's English word tokenizer is spacy.blank("en") (no model download, so it runs offline once installed)
 pytest.importorskip("spacy")
 
-from refinery.udfs.quality_c4 import c4_filtered_lines  # noqa: E402
-from refinery.udfs.quality_fineweb import anonymize_pii  # noqa: E402
-from refinery.udfs.quality_rules import (  # noqa: E402
+from refinery.udfs.ingest.warc import FileOutcome, IngestSettings, read_warc_documents  # noqa: E402
+from refinery.udfs.quality.c4 import c4_filtered_lines  # noqa: E402
+from refinery.udfs.quality.fineweb import anonymize_pii  # noqa: E402
+from refinery.udfs.quality.rules import (  # noqa: E402
     DATATROVE_REASONS,
     RULE_SIGNALS,
     all_quality_signals,
     load_filter_thresholds,
     quality_drop_reasons,
 )
-from refinery.udfs.warc import FileOutcome, IngestSettings, read_warc_documents  # noqa: E402
 
 from .conftest import SAMPLE  # noqa: E402
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from refinery.udfs.quality_c4 import C4LineSettings, c4_filtered_lines, c4_signals
-from refinery.udfs.quality_fineweb import EMAIL_REPLACEMENTS, IP_REPLACEMENTS, anonymize_pii
-from refinery.udfs.quality_rules import (
+from refinery.udfs.ingest.warc import FileOutcome, IngestSettings, read_warc_documents
+from refinery.udfs.quality.c4 import C4LineSettings, c4_filtered_lines, c4_signals
+from refinery.udfs.quality.fineweb import EMAIL_REPLACEMENTS, IP_REPLACEMENTS, anonymize_pii
+from refinery.udfs.quality.rules import (
     RULE_SIGNALS,
     all_quality_signals,
     load_filter_thresholds,
     quality_drop_reasons,
 )
-from refinery.udfs.quality_text import count_sentences, split_into_words
-from refinery.udfs.warc import FileOutcome, IngestSettings, read_warc_documents
+from refinery.udfs.quality.text import count_sentences, split_into_words
 
 from .conftest import SAMPLE
 

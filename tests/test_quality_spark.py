@@ -10,8 +10,8 @@ from refinery.jobs.ingest import IngestStage
 from refinery.jobs.quality import QualityStage
 from refinery.jobs.storage import Lakehouse
 from refinery.jobs.train_quality import train
-from refinery.udfs.quality_rules import all_quality_signals, quality_drop_reasons
-from refinery.udfs.quality_train import TrainSettings
+from refinery.udfs.quality.rules import all_quality_signals, quality_drop_reasons
+from refinery.udfs.quality.train import TrainSettings
 
 from .conftest import CC_SAMPLE, lake_config
 

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from refinery.udfs.llm import EngineSpec, Sampling
 from refinery.udfs.llm.templates import llama2_prompt
-from refinery.udfs.prox_execute import ChunkRules, apply_programs, number_lines, scope_calls, split_chunks
-from refinery.udfs.prox_program import parse_program
-from refinery.udfs.refine import PROX_PROMPTS, RefineSettings, fit_document, load_teacher_prompts, refine_slice
+from refinery.udfs.refine.execute import ChunkRules, apply_programs, number_lines, scope_calls, split_chunks
+from refinery.udfs.refine.program import parse_program
+from refinery.udfs.refine.udf import PROX_PROMPTS, RefineSettings, fit_document, load_teacher_prompts, refine_slice
 
 from .conftest import sample_texts
 from .test_llm_engines import serve

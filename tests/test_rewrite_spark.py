@@ -13,7 +13,7 @@ from refinery.jobs.ingest import IngestStage
 from refinery.jobs.rewrite import RewriteStage
 from refinery.jobs.storage import Lakehouse
 from refinery.schemas.tables import CONTAMINATION, DOCUMENTS, DUPLICATES, QUALITY
-from refinery.udfs.styles import assign_styles
+from refinery.udfs.rewrite.styles import assign_styles
 
 from .conftest import CC_SAMPLE, lake_config
 

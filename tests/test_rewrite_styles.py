@@ -7,8 +7,14 @@ from collections import Counter
 
 import pytest
 
-from refinery.udfs.postprocess import OK, parse_qa_pairs, postprocess, remove_markdown, strip_enclosing_quotes
-from refinery.udfs.styles import StyleError, assign_styles, chunk_text, load_styles, synth_id
+from refinery.udfs.rewrite.postprocess import (
+    OK,
+    parse_qa_pairs,
+    postprocess,
+    remove_markdown,
+    strip_enclosing_quotes,
+)
+from refinery.udfs.rewrite.styles import StyleError, assign_styles, chunk_text, load_styles, synth_id
 
 
 def words(texts: list[str]) -> list[int]:

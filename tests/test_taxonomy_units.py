@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from refinery.udfs.label import LabelPromptError, LabelSettings, label_row, load_teacher_prompts
-from refinery.udfs.llm import Generation
-from refinery.udfs.taxonomy import (
+from refinery.udfs.label.taxonomy import (
     CATEGORIES,
     code_columns,
     compact_output,
@@ -16,6 +14,8 @@ from refinery.udfs.taxonomy import (
     parse_teacher,
     subsample,
 )
+from refinery.udfs.label.udf import LabelPromptError, LabelSettings, label_row, load_teacher_prompts
+from refinery.udfs.llm import Generation
 
 from .conftest import SAMPLE
 
@@ -181,7 +181,7 @@ def test_settings_hash_changes_with_model_prompt_and_mode():
 
 @pytest.fixture(scope="module")
 def long_page() -> tuple[str, str]:
-    from refinery.udfs.warc import FileOutcome, IngestSettings, read_warc_documents
+    from refinery.udfs.ingest.warc import FileOutcome, IngestSettings, read_warc_documents
 
     path = str(SAMPLE / "iana-org-2014_pywb_with_revisits.warc.gz")
     docs = read_warc_documents(path, IngestSettings(extractor="resiliparse"), FileOutcome(path))

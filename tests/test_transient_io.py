@@ -8,7 +8,7 @@ import fsspec
 import pytest
 from fsspec.implementations.local import LocalFileSystem
 
-from refinery.udfs.warc import FileOutcome, IngestSettings, read_warc_documents
+from refinery.udfs.ingest.warc import FileOutcome, IngestSettings, read_warc_documents
 
 from .conftest import CC_SAMPLE
 

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from refinery.udfs.warc import FileOutcome, IngestSettings, read_warc_documents
+from refinery.udfs.ingest.warc import FileOutcome, IngestSettings, read_warc_documents
 
 from .conftest import CC_SAMPLE, SAMPLE
 

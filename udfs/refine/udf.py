@@ -1,5 +1,5 @@
 """The refine stage's prompts and its pandas UDF body: doc-level programs, then chunk-level programs for the
-documents kept, parsed (udfs/prox_program.py) and executed (udfs/prox_execute.py) into one `refined` row each."""
+documents kept, parsed (udfs/refine/program.py) and executed (udfs/refine/execute.py) into one `refined` row each."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .llm import EngineSpec, Generation, Sampling, get_engine, loads_of
-from .llm.base import Messages, counter_of, load_tokenizer
-from .llm.templates import render_ids
-from .prox_execute import Chunk, ChunkRules, apply_programs, doc_decision, scope_calls, split_chunks
-from .prox_program import NOT_ERRORS, Call, Program, ProgramLimits, parse_program
+from refinery.udfs.llm import EngineSpec, Generation, Sampling, get_engine, loads_of
+from refinery.udfs.llm.base import Messages, counter_of, load_tokenizer
+from refinery.udfs.llm.templates import render_ids
+from refinery.udfs.refine.execute import Chunk, ChunkRules, apply_programs, doc_decision, scope_calls, split_chunks
+from refinery.udfs.refine.program import NOT_ERRORS, Call, Program, ProgramLimits, parse_program
 
 # The system turn ProX's released scripts send to both refining models.
 PROX_SYSTEM = "You are a helpful, respectful and honest assistant."
@@ -132,7 +132,7 @@ class RefineSettings:
 
 def refine_documents(frames: Iterator[pd.DataFrame], settings: RefineSettings) -> Iterator[pd.DataFrame]:
     """(doc_id, text) rows -> `refined` rows; engines load once per Python worker and stay for later tasks."""
-    from .rewrite import _pin_task_gpus, _task_id, whole_partition
+    from refinery.udfs.rewrite.udf import _pin_task_gpus, _task_id, whole_partition
 
     _pin_task_gpus()
     worker, task_id = f"{socket.gethostname()}:{os.getpid()}", _task_id()

@@ -6,7 +6,7 @@ import re
 from collections import Counter
 from operator import itemgetter
 
-from .quality_text import PUNCTUATION_SET, STOP_WORDS, split_into_words
+from refinery.udfs.quality.text import PUNCTUATION_SET, STOP_WORDS, split_into_words
 
 TOP_NGRAM_SIZES = (2, 3, 4)
 DUP_NGRAM_SIZES = (5, 6, 7, 8, 9, 10)

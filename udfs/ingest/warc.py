@@ -9,12 +9,12 @@ from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any, BinaryIO
 
-from .charset import decode_html
-from .extract import Extracted, ExtractionTimeout, Extractor, extract_main_text
-from .extract_supervisor import ExtractionCrashed, ExtractionUnavailable, shared_supervisor
-from .http import BodyTooLarge, parse_http_head, parse_http_response
-from .ids import doc_id_from_record_id, text_hash, url_host
-from .langid import detect_language
+from refinery.udfs.ids import doc_id_from_record_id, text_hash, url_host
+from refinery.udfs.ingest.charset import decode_html
+from refinery.udfs.ingest.extract import Extracted, ExtractionTimeout, Extractor, extract_main_text
+from refinery.udfs.ingest.extract_supervisor import ExtractionCrashed, ExtractionUnavailable, shared_supervisor
+from refinery.udfs.ingest.http import BodyTooLarge, parse_http_head, parse_http_response
+from refinery.udfs.ingest.langid import detect_language
 
 _HTML_TYPES = {"text/html", "application/xhtml+xml"}
 _HEAD_BYTES = 1 << 16  # enough for any real status line and headers; read before deciding to read the rest

@@ -9,7 +9,7 @@ import random
 import re
 from dataclasses import dataclass
 
-from .styles import CountTokens, PostProcess, QaRule
+from refinery.udfs.rewrite.styles import CountTokens, PostProcess, QaRule
 
 OK = "ok"
 _CHATTER = re.compile(r"^\s*(sure|certainly|of course|okay|ok|here(?:'s| is| are))\b[^\n]{0,160}:\s*\n", re.I)

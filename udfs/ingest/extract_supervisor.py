@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 
-from .extract import Extracted, ExtractionTimeout, Extractor, extract_main_text
+from refinery.udfs.ingest.extract import Extracted, ExtractionTimeout, Extractor, extract_main_text
 
 _LEN = struct.Struct("!I")
 _NO_TITLE = 0xFFFFFFFF
@@ -81,7 +81,7 @@ class ExtractionSupervisor:
         try:
             # The extractor's own prints go to stderr; the pipes carry only the protocol.
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "refinery.udfs.extract_supervisor", self.extractor,
+                [sys.executable, "-m", "refinery.udfs.ingest.extract_supervisor", self.extractor,
                  str(to_child_r), str(from_child_w)],
                 stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno() if _has_fd(sys.stderr) else None,
                 pass_fds=(to_child_r, from_child_w), close_fds=True,
@@ -96,9 +96,10 @@ class ExtractionSupervisor:
                 raise EOFError
         except (EOFError, TimeoutError) as err:
             code = self._reap()
-            raise ExtractionUnavailable(f"the extraction process ({sys.executable} -m refinery.udfs.extract_supervisor "
-                               f"{self.extractor}) did not start ({_exit_reason(code)}); is refinery installed "
-                               "on this node? ingest.isolate_extraction=false extracts in-process") from err
+            raise ExtractionUnavailable(f"the extraction process ({sys.executable} -m "
+                                        f"refinery.udfs.ingest.extract_supervisor {self.extractor}) did not start "
+                                        f"({_exit_reason(code)}); is refinery installed on this node? "
+                                        "ingest.isolate_extraction=false extracts in-process") from err
 
     def _reap(self) -> int | None:
         for fd in (self._to_child, self._from_child):

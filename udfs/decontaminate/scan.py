@@ -6,8 +6,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .bloom import BloomFilter
-from .ngrams import ngram_hashes, normalize_tokens, token_hashes, token_spans
+from refinery.udfs.decontaminate.bloom import BloomFilter
+from refinery.udfs.decontaminate.ngrams import ngram_hashes, normalize_tokens, token_hashes, token_spans
 
 
 def bloom_candidates(text: str, bloom: BloomFilter, lengths: Iterable[int]) -> tuple[int, dict[int, str]]:

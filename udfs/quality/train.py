@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import xxhash
 
-from .quality_classifier import DEFAULT_LABEL, fasttext_line, fasttext_scores, load_fasttext
+from refinery.udfs.quality.classifier import DEFAULT_LABEL, fasttext_line, fasttext_scores, load_fasttext
 
 NEGATIVE_LABEL = "__label__lq"
 

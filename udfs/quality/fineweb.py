@@ -5,8 +5,8 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from .quality_gopher import find_duplicates
-from .quality_text import TERMINAL_PUNCTUATION, split_into_words
+from refinery.udfs.quality.gopher import find_duplicates
+from refinery.udfs.quality.text import TERMINAL_PUNCTUATION, split_into_words
 
 
 def fineweb_signals(text: str, words: list[str] | None = None, short_line_length: int = 30) -> dict[str, float]:

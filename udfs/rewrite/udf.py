@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import pandas as pd
 import xxhash
 
-from .llm import EngineSpec, Sampling, get_engine, load_counts, loads_of
-from .llm.base import counter_of, load_tokenizer
-from .postprocess import postprocess
-from .styles import Style, assign_styles, chunk_text, synth_id
+from refinery.udfs.llm import EngineSpec, Sampling, get_engine, load_counts, loads_of
+from refinery.udfs.llm.base import counter_of, load_tokenizer
+from refinery.udfs.rewrite.postprocess import postprocess
+from refinery.udfs.rewrite.styles import Style, assign_styles, chunk_text, synth_id
 
 PLAN_COLUMNS = ["synth_id", "doc_id", "chunk_index", "chunk_count", "style_id", "style_version", "input_tokens",
                 "chunk"]

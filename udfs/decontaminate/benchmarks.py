@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .ngrams import ngram_hashes, normalize_tokens, token_hashes
+from refinery.udfs.decontaminate.ngrams import ngram_hashes, normalize_tokens, token_hashes
 
 
 @dataclass(frozen=True)

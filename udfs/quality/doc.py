@@ -6,10 +6,16 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from .quality_c4 import c4_filtered_lines
-from .quality_classifier import fasttext_scores, hf_scores, load_fasttext, load_hf
-from .quality_fineweb import anonymize_pii
-from .quality_rules import COUNT_SIGNALS, SIGNAL_GROUPS, all_quality_signals, quality_drop_reasons, signal_field
+from refinery.udfs.quality.c4 import c4_filtered_lines
+from refinery.udfs.quality.classifier import fasttext_scores, hf_scores, load_fasttext, load_hf
+from refinery.udfs.quality.fineweb import anonymize_pii
+from refinery.udfs.quality.rules import (
+    COUNT_SIGNALS,
+    SIGNAL_GROUPS,
+    all_quality_signals,
+    quality_drop_reasons,
+    signal_field,
+)
 
 log = logging.getLogger("refinery.quality")
 FAILED_SIGNALS = "failed_signals"

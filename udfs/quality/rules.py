@@ -7,10 +7,15 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from .quality_c4 import C4LineSettings, c4_signals
-from .quality_fineweb import fineweb_signals
-from .quality_gopher import DUP_NGRAM_SIZES, TOP_NGRAM_SIZES, gopher_quality_signals, gopher_repetition_signals
-from .quality_text import split_into_words
+from refinery.udfs.quality.c4 import C4LineSettings, c4_signals
+from refinery.udfs.quality.fineweb import fineweb_signals
+from refinery.udfs.quality.gopher import (
+    DUP_NGRAM_SIZES,
+    TOP_NGRAM_SIZES,
+    gopher_quality_signals,
+    gopher_repetition_signals,
+)
+from refinery.udfs.quality.text import split_into_words
 
 # filter -> rule (= the drop reason we report) -> the signal it bounds
 RULE_SIGNALS: dict[str, dict[str, str]] = {

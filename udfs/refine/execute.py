@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from itertools import compress
 from typing import NamedTuple
 
-from .prox_program import Call, Program, Rejected
+from refinery.udfs.refine.program import Call, Program, Rejected
 
 _INVERT = bytes([1, 0]) + bytes(254)  # removed-line mask -> kept-line mask
 

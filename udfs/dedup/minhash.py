@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import xxhash
 
-from .minhash_tokens import CURRENCY_PREFIX, ICON_CLASS, QUOTE, SPACY_SPLITS, UNIT_SUFFIX
+from refinery.udfs.dedup.tokens import CURRENCY_PREFIX, ICON_CLASS, QUOTE, SPACY_SPLITS, UNIT_SUFFIX
 
 # datatrove.utils.text.PUNCTUATION: these characters and the C0/C1 controls except \t \n (and \r) become spaces.
 _PUNCTUATION = '!/—”:％１〈&(、━\\【#%「」，】；+^]~“《„\';’{|∶´[=-`*．（–？！：$～«〉,><》)?）。…@_."}►»' + "".join(

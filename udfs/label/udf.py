@@ -17,10 +17,10 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .llm import EngineSpec, Generation, Sampling, get_engine, loads_of
-from .llm.base import Messages
-from .rewrite import _pin_task_gpus, _task_id, whole_partition
-from .taxonomy import MAX_CHARS, Parsed, code_columns, parse_compact, parse_teacher, subsample
+from refinery.udfs.label.taxonomy import MAX_CHARS, Parsed, code_columns, parse_compact, parse_teacher, subsample
+from refinery.udfs.llm import EngineSpec, Generation, Sampling, get_engine, loads_of
+from refinery.udfs.llm.base import Messages
+from refinery.udfs.rewrite.udf import _pin_task_gpus, _task_id, whole_partition
 
 LABELED_COLUMNS = ["doc_id", *(name for name, _ in code_columns()), "status", "error", "raw_output",
                    "raw_output_pass2", "finish_reason", "prompt_tokens", "output_tokens", "input_chars", "subsampled",

@@ -1,0 +1,1 @@
+"""Benchmark n-grams, the Bloom filter and the document scan."""

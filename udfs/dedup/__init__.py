@@ -1,0 +1,1 @@
+"""MinHash LSH signatures and bands."""

@@ -1,0 +1,1 @@
+"""Training-mix export and the data report's page."""

@@ -1,0 +1,1 @@
+"""The Essential-Web taxonomy: parser, label UDF body, agreement measures."""

@@ -1,0 +1,1 @@
+"""Gopher / C4 / FineWeb signals, keep/drop rules, trained classifiers."""

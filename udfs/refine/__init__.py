@@ -1,0 +1,1 @@
+"""ProX programs: the safe parser, the executor and the refine UDF body."""

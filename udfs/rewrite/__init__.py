@@ -1,0 +1,1 @@
+"""Rewrite styles, the plan/generate UDF bodies and post-processing."""
