@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 ENV_PREFIX = "REFINERY_"
 
@@ -370,9 +370,20 @@ def load_config(
         key, value = item.split("=", 1)
         _apply(data, key.strip(), value, source=f"--set {item}")
     try:
-        return PipelineConfig.model_validate(data)
+        return pipeline_model().model_validate(data)
     except ValidationError as err:
         raise ConfigError(_describe(err)) from None
+
+
+def pipeline_model() -> type[PipelineConfig]:
+    """PipelineConfig plus the sections registered stages bring (jobs/registry.py), each defaulting to its model."""
+    from .registry import config_sections
+
+    extra = {k: (v, Field(default_factory=v)) for k, v in config_sections().items()
+             if k not in PipelineConfig.model_fields}
+    if not extra:
+        return PipelineConfig
+    return create_model("PipelineConfig", __base__=PipelineConfig, **extra)
 
 
 def _read_yaml_file(path: Path) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from refinery.jobs.base import StageContext
 from refinery.jobs.benchmark_index import BenchmarkIndex, load_or_build_index, results_hash
 from refinery.jobs.config import DecontaminateConfig, load_benchmarks
 from refinery.jobs.progress import spark_progress
+from refinery.jobs.registry import stage
 from refinery.schemas.tables import CONTAMINATION, CONTAMINATION_MATCHES, DOCUMENTS
 from refinery.udfs.decontaminate.scan import bloom_candidates_batch, gpt3_clean, matched_spans
 
@@ -34,6 +35,7 @@ _CLEANED = StructType([
 ])
 
 
+@stage(after="ingest")
 class DecontaminateStage:
     name = "decontaminate"
     inputs = (DOCUMENTS.name, CONTAMINATION.name)

@@ -18,12 +18,14 @@ from refinery.jobs.base import StageContext
 from refinery.jobs.components import connected_components
 from refinery.jobs.config import DedupConfig
 from refinery.jobs.dedup_edges import candidate_edges, signature_bands, verify_edges
+from refinery.jobs.registry import stage
 from refinery.schemas.tables import DOCUMENTS, DUPLICATES, MINHASH_BANDS
 
 _BUCKET = ["band", "band_hash"]
 _REASONS = ("unique", "kept", "exact_duplicate", "near_duplicate")
 
 
+@stage(after="quality")
 class DedupStage:
     name = "dedup"
     inputs = (DOCUMENTS.name, DUPLICATES.name, MINHASH_BANDS.name)

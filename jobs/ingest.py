@@ -19,6 +19,7 @@ from pyspark.sql.types import LongType, StringType, StructField, StructType
 from refinery.jobs.base import InputError, StageContext, StageFailed
 from refinery.jobs.config import IngestConfig
 from refinery.jobs.progress import spark_progress
+from refinery.jobs.registry import stage
 from refinery.schemas.tables import COUNTERS, DOCUMENTS, INGEST_FILES
 from refinery.udfs.ingest.warc import FileOutcome, IngestSettings, read_warc_documents
 
@@ -85,6 +86,7 @@ def _file_batches(path: str, size: int, settings: IngestSettings, schema: pa.Sch
     yield pa.RecordBatch.from_pylist(rows, schema=schema)
 
 
+@stage(after=None)
 class IngestStage:
     name = "ingest"
     inputs = (INGEST_FILES.name,)

@@ -15,6 +15,7 @@ from pyspark.sql.types import IntegerType, LongType, StringType, StructField, St
 
 from refinery.jobs.base import StageContext, StageFailed
 from refinery.jobs.config import ConfigError, LabelConfig, LlmConfig
+from refinery.jobs.registry import stage
 from refinery.jobs.rewrite import _materialise, _preflight, engine_spec
 from refinery.jobs.seeds import curated_documents
 from refinery.schemas.tables import CONTAMINATION, DOCUMENTS, DUPLICATES, EAI_LABELS, QUALITY, REFINED, TAXONOMY
@@ -55,6 +56,7 @@ def eai_label_rows() -> list[tuple[str, str, str]]:
     return [(r["category"], r["code"], r["name"]) for r in csv.DictReader(io.StringIO(text))]
 
 
+@stage(after="refine", llm=True)
 class LabelStage:
     name = "label"
     inputs = (DOCUMENTS.name, QUALITY.name, DUPLICATES.name, CONTAMINATION.name, REFINED.name, TAXONOMY.name)

@@ -1,56 +1,30 @@
-"""Stage registry and the entry point shared by `refinery run` and `spark-submit jobs/<stage>.py`."""
+"""The pipeline runner and the entry point shared by `refinery run` and `spark-submit jobs/<stage>.py`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from . import registry
 from .base import RunRecord, Stage, run_stage
 from .config import PipelineConfig, load_config
 from .session import get_spark
 
-# Stages in pipeline order; later stages add themselves here.
-STAGE_ORDER = ("ingest", "decontaminate", "quality", "dedup")
-# LLM stages run after the cheap ones, and in a bare `refinery run` only when llm.model is configured:
-# without a model they cannot run, and a default run should not fail for want of one.
-LLM_STAGES = ("refine", "label", "rewrite")
-ALL_STAGES = STAGE_ORDER + LLM_STAGES
+# Stages register themselves (jobs/registry.py); these read the registry, in pipeline order. LLM stages run after
+# the cheap ones, and in a bare `refinery run` only when llm.model is configured: without a model they cannot run,
+# and a default run should not fail for want of one.
+
+
+def stage_names(llm: bool | None = None) -> tuple[str, ...]:
+    return registry.names(llm)
 
 
 def default_stages(config: PipelineConfig) -> list[str]:
-    return list(STAGE_ORDER) + (list(LLM_STAGES) if config.llm.model else [])
+    return list(registry.names(llm=False)) + (list(registry.names(llm=True)) if config.llm.model else [])
 
 
 def make_stage(name: str, input_glob: str | None = None, force: bool | None = None) -> Stage:
-    if name == "ingest":
-        from .ingest import IngestStage
-
-        return IngestStage(input_glob=input_glob, force=force)
-    if name == "decontaminate":
-        from .decontaminate import DecontaminateStage
-
-        return DecontaminateStage()
-    if name == "quality":
-        from .quality import QualityStage
-
-        return QualityStage()
-    if name == "dedup":
-        from .dedup import DedupStage
-
-        return DedupStage()
-    if name == "refine":
-        from .refine import RefineStage
-
-        return RefineStage()
-    if name == "label":
-        from .label import LabelStage
-
-        return LabelStage()
-    if name == "rewrite":
-        from .rewrite import RewriteStage
-
-        return RewriteStage()
-    raise KeyError(f"unknown stage {name!r}; stages: {', '.join(ALL_STAGES)}")
+    return registry.make(name, input_glob=input_glob, force=force)
 
 
 def run_pipeline(config: PipelineConfig, stages: list[str] | None = None, input_glob: str | None = None,

@@ -21,6 +21,7 @@ from pyspark.sql.types import StructType
 from refinery.jobs.base import InputError, StageContext
 from refinery.jobs.config import QualityConfig
 from refinery.jobs.progress import spark_progress
+from refinery.jobs.registry import stage
 from refinery.schemas.tables import DOCUMENTS, QUALITY
 from refinery.udfs.quality.classifier import ModelLoadError, check_fasttext_file
 from refinery.udfs.quality.doc import Classifier, QualitySettings, quality_rows
@@ -31,6 +32,7 @@ _SCORED = StructType([f for f in QUALITY.schema.fields
                       if f.name not in ("quality_bucket", "settings_hash", "run_id")])
 
 
+@stage(after="decontaminate")
 class QualityStage:
     name = "quality"
     inputs = (DOCUMENTS.name, QUALITY.name)

@@ -16,6 +16,7 @@ from pyspark.sql.types import LongType, MapType, StringType, StructField, Struct
 
 from refinery.jobs.base import StageContext, StageFailed
 from refinery.jobs.config import ConfigError, LlmConfig, RefineConfig
+from refinery.jobs.registry import stage
 from refinery.jobs.rewrite import RewriteStage, _materialise, _preflight, engine_spec, tally_workers
 from refinery.jobs.seeds import curated_documents
 from refinery.schemas.tables import CONTAMINATION, DOCUMENTS, DUPLICATES, QUALITY, REFINED
@@ -91,6 +92,7 @@ def settings_hash(settings: RefineSettings, labels: dict[str, str | None]) -> st
     return xxhash.xxh3_128_hexdigest(json.dumps(parts, sort_keys=True, default=str).encode())
 
 
+@stage(after="dedup", llm=True)
 class RefineStage:
     name = "refine"
     inputs = (DOCUMENTS.name, QUALITY.name, DUPLICATES.name, CONTAMINATION.name, REFINED.name)

@@ -15,6 +15,7 @@ from pyspark.sql.types import IntegerType, LongType, StringType, StructField, St
 
 from refinery.jobs.base import InputError, StageContext, StageFailed
 from refinery.jobs.config import ConfigError, LlmConfig, RewriteConfig
+from refinery.jobs.registry import stage
 from refinery.jobs.seeds import curated_documents
 from refinery.schemas.tables import CONTAMINATION, DOCUMENTS, DUPLICATES, QUALITY, REFINED, SYNTHETIC
 from refinery.udfs.llm import EngineLoadError, EngineSpec
@@ -66,6 +67,7 @@ def tally_workers(generated: DataFrame, workers: dict[str, Counter]) -> None:
         stats["tasks"] += len(row.tasks)
 
 
+@stage(after="label", llm=True)
 class RewriteStage:
     name = "rewrite"
     # `refined` when it exists: its text replaces the document's, and documents it dropped are not seeds.

@@ -55,10 +55,10 @@ def run(
     config: ConfigOpt = None, env_file: EnvFileOpt = None, overrides: SetOpt = None,
 ) -> None:
     """Run every stage in order (or one with --stage) and print what each did."""
-    from refinery.jobs.main import ALL_STAGES, run_pipeline
+    from refinery.jobs.main import run_pipeline, stage_names
 
-    if stage is not None and stage not in ALL_STAGES:
-        _fail(f"unknown stage {stage!r}; stages: {', '.join(ALL_STAGES)}")
+    if stage is not None and stage not in stage_names():
+        _fail(f"unknown stage {stage!r}; stages: {', '.join(stage_names())}")
     cfg = _guard(lambda: _config(config, env_file, overrides))
     records = _guard(lambda: run_pipeline(cfg, [stage] if stage else None, input_glob, force or None,
                                           show_progress=sys.stderr.isatty()))
