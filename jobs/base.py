@@ -10,12 +10,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
+import pandas as pd
+import xxhash
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from refinery.schemas.tables import RUNS, TABLES
 
 from .config import PipelineConfig
+from .describe import job_step
+from .ledger import commit_tag, committed_version, kill_point, lake_lock
 from .redact import redact
+from .session import default_parallelism
+from .staging import Staging
 from .storage import Lakehouse
 from .validate import ValidationFailed, validate
 
@@ -36,7 +44,7 @@ class RunRecord:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     ended_at: datetime | None = None
-    status: str = "failed"
+    status: str = "running"
     input_versions: dict[str, int] = field(default_factory=dict)
     output_versions: dict[str, int] = field(default_factory=dict)
     rows_in: int = 0
@@ -44,6 +52,7 @@ class RunRecord:
     counters: Counter = field(default_factory=Counter)
     validation: str = "skipped"
     error: str | None = None
+    settings_digest: str | None = None
 
     @property
     def seconds(self) -> float:
@@ -58,6 +67,75 @@ class StageContext:
     lake: Lakehouse
     run: RunRecord
     show_progress: bool = False
+    outputs: tuple[str, ...] = ()
+
+    _staging: Staging | None = None
+
+    @property
+    def staging(self) -> Staging:
+        if self._staging is None:
+            self._staging = Staging(self.lake, self.run.stage, self.run.run_id)
+        return self._staging
+
+    def staging_key(self, *settings) -> str:
+        """What staged rows depend on: the settings given and the versions of the tables the stage reads but does
+        not write (its own outputs change as it commits, and re-committing staged rows is a no-op MERGE)."""
+        upstream = {t: v for t, v in self.run.input_versions.items() if t not in self.outputs}
+        return xxhash.xxh3_128_hexdigest(json.dumps([settings, upstream], sort_keys=True, default=str).encode())
+
+    def read(self, table: str) -> DataFrame:
+        """The table at the version this run pinned (and the ledger records): later commits, ours included, do
+        not show. A table that is not among the stage's inputs is pinned on its first read."""
+        version = self.run.input_versions.get(table)
+        if version is None and (version := self.lake.version(table)) is not None:
+            self.run.input_versions[table] = version
+        return self.lake.read(table, version)
+
+    def changes(self, table: str, settings_digest: str) -> DataFrame:
+        """The rows of `table` this stage has not processed with these settings: those inserted or updated after
+        the watermark (the pinned version of the last succeeded run with the same digest) up to the pinned
+        version, or the whole pinned snapshot when there is no watermark, the feed does not cover it, or
+        storage.full_refresh is set. Stages still anti-join the result against their own table (cheap on
+        few rows), so rows a failed run already committed are not done twice."""
+        self.run.settings_digest = settings_digest
+        snapshot = self.read(table)
+        pinned = self.run.input_versions[table]
+        since = None if self.config.storage.full_refresh else self._watermark(table, settings_digest)
+        self.count(f"changes_only_{table}", 0)
+        if since is None:
+            return snapshot
+        if since >= pinned:
+            self.count(f"changes_only_{table}", 1)
+            return snapshot.where(F.lit(False))
+        try:
+            rows = self.lake.changes(table, since, pinned)
+        except AnalysisException as err:
+            log.warning("%s: change feed after version %d unreadable (%s); reading the whole table", table, since,
+                        str(err).splitlines()[0])
+            return snapshot
+        self.count(f"changes_only_{table}", 1)
+        return rows.select(*snapshot.columns)
+
+    def _watermark(self, table: str, digest: str) -> int | None:
+        """Newest first: runs with this digest are skipped until a succeeded one (its pinned version is the
+        watermark); a run with other settings that wrote anything in between voids it (it may have replaced rows)."""
+        if not self.lake.exists(RUNS.name):
+            return None
+        runs = (self.lake.read(RUNS.name).where(F.col("stage") == self.run.stage)
+                .select("status", "settings_digest", "input_versions", "output_versions")
+                .orderBy(F.col("started_at").desc()).limit(1000).collect())
+        for run in runs:
+            if run.settings_digest != digest:
+                if run.output_versions:
+                    return None
+                continue
+            if run.status == "succeeded" and table in (run.input_versions or {}):
+                return int(run.input_versions[table])
+        return None
+
+    def step(self, name: str):
+        """Name the Spark jobs started inside (`with ctx.step("scan"):`): Spark UI description and job tag."""
+        return job_step(self.spark, self.run.stage, name)
 
     def count(self, name: str, n: int = 1) -> None:
         # Zeros are recorded too: "0 contaminated documents" is an audited fact, not a missing counter.
@@ -71,10 +149,15 @@ class StageContext:
 
     def merge(self, table: str, df: DataFrame, update_matched: bool = False,
               delete_unmatched_where: str | None = None) -> dict[str, int]:
-        """MERGE an already validated DataFrame and record the table's new version in the ledger."""
-        metrics = self.lake.merge(table, df, update_matched=update_matched,
-                                  delete_unmatched_where=delete_unmatched_where)
-        self.run.output_versions[table] = self.lake.version(table)
+        """MERGE an already validated DataFrame and record the version this commit made in the ledger."""
+        kill_point(f"merge.before:{table}")
+        with self.step(f"merge {table}"):
+            metrics = self.lake.merge(table, df, update_matched=update_matched,
+                                      delete_unmatched_where=delete_unmatched_where)
+        kill_point(f"merge.after:{table}")
+        version = committed_version(self.lake, table, self.run.run_id)
+        if version is not None:  # None: the MERGE changed nothing, so Delta made no commit
+            self.run.output_versions[table] = version
         return metrics
 
     def validate(self, table: str, df: DataFrame, suite_settings: dict | None = None) -> None:
@@ -82,7 +165,8 @@ class StageContext:
         if not self.config.validation.enabled:
             return
         try:
-            validate(table, df, suite_settings, self.config.validation.sample_values)
+            with self.step(f"validate {table}"):
+                validate(table, df, suite_settings, self.config.validation.sample_values)
         except ValidationFailed:
             self.run.validation = "failed"
             raise
@@ -98,22 +182,40 @@ class Stage(Protocol):
 
 
 def run_stage(stage: Stage, spark: SparkSession, config: PipelineConfig, show_progress: bool = False) -> RunRecord:
-    """Run one stage and always leave one row for it in `runs`, succeeded or failed."""
+    """Run one stage holding the lake lock; its `runs` row says `running` from the start and is completed
+    (succeeded or failed) at the end. A driver killed in between leaves `running`, which the next run marks
+    `abandoned`."""
     lake = Lakehouse(spark, config.storage)
-    for name in {RUNS.name, *stage.outputs}:
-        lake.create(TABLES[name])
-    ctx = StageContext(spark, config, lake, RunRecord(stage=stage.name), show_progress)
-    ctx.run.input_versions = {t: v for t in stage.inputs if (v := lake.version(t)) is not None}
-    try:
-        stage.execute(ctx)
-        ctx.run.status = "succeeded"
-    except BaseException as err:
-        ctx.run.error = f"{type(err).__name__}: {err}"
-        raise
-    finally:
-        ctx.run.ended_at = datetime.now(UTC)
-        _write_run(ctx, config)
-        log.info("stage %s %s in %.1fs: %s", stage.name, ctx.run.status, ctx.run.seconds, dict(ctx.run.counters))
+    with lake_lock(lake, config, stage.name):
+        with job_step(spark, stage.name, "prepare"):
+            for name in {RUNS.name, *stage.outputs}:
+                lake.create(TABLES[name])
+            ctx = StageContext(spark, config, lake, RunRecord(stage=stage.name), show_progress,
+                               tuple(stage.outputs))
+            ctx.run.input_versions = {t: v for t in stage.inputs if (v := lake.version(t)) is not None}
+            _write_run(ctx, config)
+        kill_point(f"{stage.name}.start")
+        # Every commit of the run carries its id, so the ledger reads its output versions from Delta's history.
+        tag_key = "spark.databricks.delta.commitInfo.userMetadata"
+        spark.conf.set(tag_key, commit_tag(ctx.run.run_id))
+        try:
+            with job_step(spark, stage.name):
+                stage.execute(ctx)
+            ctx.run.status = "succeeded"
+        except BaseException as err:
+            ctx.run.status = "failed"
+            ctx.run.error = f"{type(err).__name__}: {err}"
+            raise
+        finally:
+            spark.conf.unset(tag_key)
+            if ctx._staging is not None:
+                ctx._staging.drop_cuts()  # per-run lineage cuts go whatever the outcome; resumable staging stays
+            kill_point(f"{stage.name}.end")
+            ctx.run.ended_at = datetime.now(UTC)
+            with job_step(spark, stage.name, "ledger"):
+                _write_run(ctx, config)
+            log.info("stage %s %s in %.1fs: %s", stage.name, ctx.run.status, ctx.run.seconds,
+                     dict(ctx.run.counters))
     return ctx.run
 
 
@@ -123,10 +225,16 @@ def _write_run(ctx: StageContext, config: PipelineConfig) -> None:
         run.run_id, run.stage, run.status, run.started_at, run.ended_at, run.input_versions,
         run.output_versions, run.rows_in, run.rows_out, dict(run.counters), run.rows_out / run.seconds,
         run.validation, run.error, json.dumps(redact(config.model_dump(mode="json")), sort_keys=True),
-        ctx.spark.sparkContext.defaultParallelism,
+        default_parallelism(ctx.spark), run.settings_digest,
     )
+    # The final row is validated, on the driver's one row: no Spark job (jobs/validate.py)
+    if config.validation.enabled and run.status != "running":
+        validate(RUNS.name, pd.DataFrame([row], columns=RUNS.schema.fieldNames()),
+                 sample_values=config.validation.sample_values)
     df = ctx.spark.createDataFrame([row], RUNS.schema)
-    if config.validation.enabled:
-        validate(RUNS.name, df, sample_values=config.validation.sample_values)
-    ctx.lake.append(RUNS.name, df)
+    if run.status == "running":  # a fresh run_id: a blind append, cheaper than a MERGE
+        ctx.lake.append(RUNS.name, df)
+        return
+    # MERGE on run_id: the `running` row is replaced by the completed one, and a replayed write is a no-op.
+    ctx.lake.merge(RUNS.name, df, update_matched=True)
 

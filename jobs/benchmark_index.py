@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +20,9 @@ from pyspark.sql.types import BinaryType, IntegerType, LongType, StringType, Str
 
 from refinery.jobs.base import InputError
 from refinery.jobs.config import BenchmarkEntry, DecontaminateConfig
+from refinery.jobs.ledger import kill_point
+from refinery.jobs.storage import sql_merge
+from refinery.udfs import fs
 from refinery.udfs.decontaminate.benchmarks import BenchmarkNgram, BenchmarkSpec, RowProblem, read_benchmark
 from refinery.udfs.decontaminate.bloom import BloomFilter
 
@@ -40,6 +43,7 @@ _BATCH = 4096
 # Where the shipped data/benchmarks lives: the checkout root in a source tree, the installed `refinery` package
 # in a wheel (pyproject maps data/ to refinery/data); in both it is the parent of this module's folder.
 _SHIPPED_ROOT = Path(__file__).resolve().parents[1]
+_SHIPPED = "shipped:"
 
 
 @dataclass
@@ -53,49 +57,94 @@ class BenchmarkIndex:
 
 
 def benchmark_files(entries: list[BenchmarkEntry]) -> list[tuple[BenchmarkSpec, str]]:
+    """(spec, location) of every matched file. A location is an absolute path or URI that every executor can open
+    (fsspec), or `shipped:data/benchmarks/...` for the files the package ships, which each executor finds in its
+    own installed copy: nothing here names the driver's disk unless the benchmarks file does."""
     files = []
     for entry in entries:
         spec = BenchmarkSpec(entry.name, entry.path, tuple(entry.fields), entry.id, tuple(entry.choices), entry.answer)
-        pattern = os.path.expanduser(entry.path)
-        matched = sorted(glob.glob(pattern))
-        if not matched and not os.path.isabs(pattern) and "://" not in pattern:
+        matched = fs.expand(entry.path)
+        if not matched and not fs.is_remote(entry.path) and not os.path.isabs(os.path.expanduser(entry.path)):
             # The shipped list names data/benchmarks/...: found from any working directory, checkout or wheel.
-            matched = sorted(glob.glob(str(_SHIPPED_ROOT / pattern)))
+            matched = fs.expand(str(_SHIPPED_ROOT / entry.path))
         if not matched:
             raise InputError(f"benchmark {entry.name}: no file matches {entry.path!r} (from the working directory "
                              f"{os.getcwd()} or the shipped files under {_SHIPPED_ROOT}); fix the path in the "
                              "benchmarks file or remove the entry")
-        files += [(spec, os.path.abspath(path)) for path in matched]
+        files += [(spec, _as_shipped(path)) for path in matched]
     return files
 
 
+def _as_shipped(path: str) -> str:
+    # The shipped files matched from a checkout's working directory are the package's own too.
+    shipped = _SHIPPED_ROOT / "data" / "benchmarks"
+    if not fs.is_remote(path) and Path(path).resolve().is_relative_to(shipped):
+        return _SHIPPED + str(Path(path).resolve().relative_to(_SHIPPED_ROOT))
+    return path
+
+
+def resolve(location: str) -> str:
+    """Where this process reads a benchmark file: a shipped one under its own installed package."""
+    return str(_SHIPPED_ROOT / location.removeprefix(_SHIPPED)) if location.startswith(_SHIPPED) else location
+
+
 def load_or_build_index(spark: SparkSession, entries: list[BenchmarkEntry], cfg: DecontaminateConfig,
-                        cache_root: str | None) -> BenchmarkIndex:
+                        cache_root: str | None, fs_options: dict | None = None) -> BenchmarkIndex:
     """The index for these benchmark files and settings, from the cache when it was built before.
 
     Building reads and n-grams every benchmark (a minute for the shipped 2.7M n-grams on a laptop); a
     scheduled incremental run against unchanged benchmarks should pay only for scanning new documents."""
     files = benchmark_files(entries)
-    folder = f"{cache_root}/{_cache_key(files, cfg)}" if cache_root else None
-    if folder and (cached := _load(spark, folder)) is not None:
+    key = _cache_key(files, cfg) if cache_root else None
+    if key and (folder := published(spark, cache_root, key)) and (cached := _load(spark, folder)) is not None:
         return cached
-    index = build_index(spark, files, cfg)
-    if folder:
-        _save(spark, index, folder)
+    index = build_index(spark, files, cfg, fs_options)
+    if key:
+        publish(spark, index, cache_root, key)
     return index
 
 
-def build_index(spark: SparkSession, files: list[tuple[BenchmarkSpec, str]], cfg: DecontaminateConfig
-                ) -> BenchmarkIndex:
+def _pointers(spark: SparkSession, cache_root: str) -> str:
+    """The cache's commit record: a Delta table (cache key -> folder) under the cache URI, so publishing works
+    on object storage and beside a metastore alike (the cache is a path, not a catalog table). SQL, not the
+    DeltaTable builder, so it works over Spark Connect too. Returns the table's SQL name."""
+    table = f"delta.`{cache_root.rstrip('/')}/_published`"
+    spark.sql(f"CREATE TABLE IF NOT EXISTS {table} (cache_key STRING NOT NULL, folder STRING NOT NULL, "
+              "published_at TIMESTAMP) USING delta")
+    return table
+
+
+def published(spark: SparkSession, cache_root: str, key: str) -> str | None:
+    """The folder the pointer row names for key; a folder without a pointer row is never read."""
+    row = spark.table(_pointers(spark, cache_root)).where(F.col("cache_key") == key).select("folder").first()
+    return row.folder if row is not None else None
+
+
+def publish(spark: SparkSession, index: BenchmarkIndex, cache_root: str, key: str) -> str:
+    """Write the index to a fresh folder, then point the key at it in one Delta commit (MERGE on the key): a
+    reader sees the old index or the new one, never a partly written folder."""
+    folder = f"{cache_root.rstrip('/')}/{key}/{uuid.uuid4().hex}"
+    _save(spark, index, folder)
+    kill_point("benchmark_index.saved")
+    row = spark.createDataFrame([(key, folder)], "cache_key string, folder string").withColumn(
+        "published_at", F.current_timestamp())
+    sql_merge(spark, _pointers(spark, cache_root), row, "t.cache_key = s.cache_key",
+              ["WHEN MATCHED THEN UPDATE SET *", "WHEN NOT MATCHED THEN INSERT *"])
+    return folder
+
+
+def build_index(spark: SparkSession, files: list[tuple[BenchmarkSpec, str]], cfg: DecontaminateConfig,
+                fs_options: dict | None = None) -> BenchmarkIndex:
     n, min_n = cfg.ngram, min(cfg.min_ngram, cfg.ngram)
     arrow_schema = to_arrow_schema(_ROWS)
 
     def task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        fs.configure(fs_options)  # on the executor: its own fsspec backends, the driver's settings
         for batch in batches:
             for index in batch.column("id").to_pylist():
                 spec, path = files[index]
                 rows = []
-                for row in read_benchmark(spec, path, n, min_n, cfg.choice_variants):
+                for row in read_benchmark(spec, resolve(path), n, min_n, cfg.choice_variants):
                     rows.append(_row(row))
                     if len(rows) >= _BATCH:
                         yield pa.RecordBatch.from_pylist(rows, schema=arrow_schema)
@@ -141,9 +190,8 @@ def _cache_key(files: list[tuple[BenchmarkSpec, str]], cfg: DecontaminateConfig)
     digest.update(json.dumps([cfg.ngram, cfg.min_ngram, cfg.false_positive_rate, cfg.choice_variants]).encode())
     for spec, path in files:
         digest.update(json.dumps([spec.name, spec.fields, spec.id_field, spec.choices, spec.answer]).encode())
-        with open(path, "rb") as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
+        # local bytes, or the store's etag/size/mtime of a remote object (read nothing through the driver)
+        digest.update(fs.fingerprint(resolve(path)).encode())
     return digest.hexdigest()[:32]
 
 
@@ -151,7 +199,6 @@ def _save(spark: SparkSession, index: BenchmarkIndex, folder: str) -> None:
     index.ngrams.write.mode("overwrite").parquet(f"{folder}/ngrams")
     meta = (index.bloom.bits.tobytes(), index.bloom.num_bits, index.bloom.num_hashes, json.dumps(index.lengths),
             index.content_hash, json.dumps(index.counters), json.dumps(index.problems))
-    # Written last: its presence marks a complete cache entry.
     spark.createDataFrame([meta], _META).write.mode("overwrite").parquet(f"{folder}/meta")
 
 
@@ -188,10 +235,19 @@ def _bloom(ngrams: DataFrame, distinct: int, false_positive_rate: float) -> Bloo
             bloom.add(batch.column("ngram_hash").to_numpy().view(np.uint64))
         yield pa.RecordBatch.from_pylist([{"bits": bloom.bits.tobytes()}])
 
-    # Each partition fills its own filter; a tree reduce ORs them, so no single step holds every n-gram.
-    parts = ngrams.select("ngram_hash").mapInArrow(partial, StructType([StructField("bits", BinaryType())]))
-    bits = parts.rdd.map(lambda r: np.frombuffer(r.bits, dtype=np.uint64)).treeReduce(np.bitwise_or)
-    return BloomFilter(bits.copy(), num_bits, num_hashes)
+    def union(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        bits = np.zeros_like(empty.bits)
+        for batch in batches:
+            for part in batch.column("bits").to_pylist():
+                bits |= np.frombuffer(part, dtype=np.uint64)
+        yield pa.RecordBatch.from_pylist([{"bits": bits.tobytes()}])
+
+    # Each partition fills its own filter, then one task ORs the partial filters as they stream in (two filters
+    # in memory), so no single step holds every n-gram. DataFrames only: no RDD (Spark Connect has none).
+    bits_type = StructType([StructField("bits", BinaryType())])
+    parts = ngrams.select("ngram_hash").mapInArrow(partial, bits_type)
+    bits = parts.repartition(1).mapInArrow(union, bits_type).first().bits
+    return BloomFilter(np.frombuffer(bits, dtype=np.uint64).copy(), num_bits, num_hashes)
 
 
 def _content_hash(ngrams: DataFrame, cfg: DecontaminateConfig) -> str:

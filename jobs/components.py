@@ -1,11 +1,14 @@
 """Connected components of an edge DataFrame on Spark: large-star / small-star (Kiveris et al., SoCC 2014).
 
 Every round is two joins and two aggregations over the edges, never a collect: the graph may be far larger than
-the driver. Lineage is cut with a local checkpoint per round, so round 20 plans as cheaply as round 1. At the end
+the driver. Lineage is cut once per round (`cut`: a staging table in a stage, so an executor lost mid-dedup loses
+no state; a local checkpoint otherwise), so round 20 plans as cheaply as round 1. At the end
 each edge points from a node to the smallest node of its component, so the component id is deterministic.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -15,14 +18,17 @@ class ComponentsDidNotConverge(RuntimeError):
     """Large-star/small-star needs O(log n) rounds; hitting the cap means a bug or a pathological graph."""
 
 
-def connected_components(edges: DataFrame, max_iterations: int = 50) -> tuple[DataFrame, int]:
+def connected_components(edges: DataFrame, max_iterations: int = 50,
+                         cut: Callable[[int, DataFrame], DataFrame] | None = None) -> tuple[DataFrame, int]:
     """(node, component) for every node that has an edge, component = smallest node id; and the rounds used.
-    `edges` has columns src and dst (undirected, same type, comparable); self-loops and repeats are fine."""
-    current = (edges.select(F.greatest("src", "dst").alias("u"), F.least("src", "dst").alias("v"))
-               .where(F.col("u") != F.col("v")).distinct().localCheckpoint(eager=True))
+    `edges` has columns src and dst (undirected, same type, comparable); self-loops and repeats are fine.
+    `cut(round, df)` materialises a round; it must not overwrite the previous round's storage."""
+    cut = cut or (lambda _, df: df.localCheckpoint(eager=True))
+    current = cut(0, edges.select(F.greatest("src", "dst").alias("u"), F.least("src", "dst").alias("v"))
+                  .where(F.col("u") != F.col("v")).distinct())
     fingerprint = _fingerprint(current)
     for rounds in range(1, max_iterations + 1):
-        current = _small_star(_large_star(current)).localCheckpoint(eager=True)
+        current = cut(rounds, _small_star(_large_star(current)))
         previous, fingerprint = fingerprint, _fingerprint(current)
         if fingerprint == previous:
             # Converged: every edge is (node, component minimum); the minimum itself is named by its edges.

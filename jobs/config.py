@@ -24,6 +24,16 @@ class _Section(BaseModel):
 class StorageConfig(_Section):
     root: str = "./lakehouse"
     metastore: str | None = None
+    # A second run on the same lake: wait for the lake lock (up to lock_timeout_s) or fail at once naming the run.
+    concurrent_runs: Literal["wait", "fail"] = "wait"
+    lock_timeout_s: float = Field(3600, ge=0)
+    heartbeat_s: float = Field(30, gt=0)
+    stale_after_s: float = Field(300, gt=0)  # a lock whose heartbeat is older belongs to a dead driver
+    full_refresh: bool = False  # ignore the watermarks: every stage reads its whole input again (`--full-refresh`)
+    vacuum_retention_hours: float = Field(168, gt=0)  # `refinery maintain`: VACUUM keeps files this much younger
+    # fsspec keyword arguments per protocol for files the Python side reads (benchmarks, classifiers):
+    # {s3: {endpoint_url: ..., key: ...}}; Delta tables and WARCs go through Hadoop (spark.conf fs.s3a.*).
+    fs_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @field_validator("metastore")
     @classmethod
@@ -40,6 +50,8 @@ class SparkConfig(_Section):
     driver_memory: str = "4g"
     jars_dir: str = "deploy/jars"
     conf: dict[str, str] = Field(default_factory=dict)
+    # sc://host:port: run through Spark Connect; master, driver_memory and jars_dir then belong to the server
+    remote: str | None = None
 
 
 class ValidationConfig(_Section):
@@ -78,6 +90,7 @@ class DecontaminateConfig(_Section):
     clean_min_piece: int = Field(200, ge=0)
     clean_max_hits: int = Field(10, ge=0)
     cache_index: bool = True
+    cache_uri: str | None = None  # where the benchmark-index cache lives; default <storage.root>/_cache/benchmark_index
     choice_variants: bool = True  # multiple-choice items also give context + each choice as separate texts
 
 
@@ -318,7 +331,7 @@ def load_benchmarks(path: str | Path | None = None) -> list[BenchmarkEntry]:
     if path is None:
         source, text = "conf/benchmarks.yaml", resources.files("refinery.conf").joinpath("benchmarks.yaml").read_text()
     else:
-        source, text = str(path), _read_yaml_text(Path(path))
+        source, text = str(path), _read_yaml_text(path)
     data = yaml.safe_load(text) or {}
     entries = data.get("benchmarks") if isinstance(data, dict) else None
     if not isinstance(entries, list) or not entries:
@@ -335,7 +348,15 @@ def load_benchmarks(path: str | Path | None = None) -> list[BenchmarkEntry]:
     return loaded
 
 
-def _read_yaml_text(path: Path) -> str:
+def _read_yaml_text(path: Path | str) -> str:
+    from refinery.udfs import fs
+
+    if fs.is_remote(str(path)):  # s3://bucket/benchmarks.yaml: read through fsspec like the files it lists
+        if not fs.exists(str(path)):
+            raise ConfigError(f"file {path}: not found")
+        with fs.open_binary(str(path)) as handle:
+            return handle.read().decode("utf-8")
+    path = Path(path)
     if not path.is_file():
         raise ConfigError(f"file {path}: not found")
     return path.read_text()

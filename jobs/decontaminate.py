@@ -15,9 +15,11 @@ from pyspark.sql.types import ArrayType, LongType, StringType, StructField, Stru
 from refinery.jobs.base import StageContext
 from refinery.jobs.benchmark_index import BenchmarkIndex, load_or_build_index, results_hash
 from refinery.jobs.config import DecontaminateConfig, load_benchmarks
+from refinery.jobs.ledger import kill_point
 from refinery.jobs.progress import spark_progress
 from refinery.jobs.registry import stage
 from refinery.schemas.tables import CONTAMINATION, CONTAMINATION_MATCHES, DOCUMENTS
+from refinery.udfs.decontaminate.bloom import BloomFilter
 from refinery.udfs.decontaminate.scan import bloom_candidates_batch, gpt3_clean, matched_spans
 
 _BROADCAST_CANDIDATES = 2_000_000
@@ -44,32 +46,36 @@ class DecontaminateStage:
     def execute(self, ctx: StageContext) -> None:
         cfg = ctx.config.decontaminate
         entries = load_benchmarks(cfg.benchmarks_file)
-        cache = f"{ctx.lake.root}/_cache/benchmark_index" if cfg.cache_index else None
-        index = load_or_build_index(ctx.spark, entries, cfg, cache)
+        cache = (cfg.cache_uri or f"{ctx.lake.root}/_cache/benchmark_index") if cfg.cache_index else None
+        with ctx.step("benchmark index"):
+            index = load_or_build_index(ctx.spark, entries, cfg, cache, ctx.config.storage.fs_options)
         for name, n in index.counters.items():
             ctx.count(name, n)
         for problem in index.problems:
             print(f"warning: {problem}", file=sys.stderr)
         set_hash = results_hash(index, cfg)
         docs = self._to_scan(ctx, set_hash)
-        bloom = ctx.spark.sparkContext.broadcast(index.bloom)
         try:
-            with spark_progress(ctx.spark, "decontaminate: scanning documents", ctx.show_progress):
-                # A checkpoint, not a cache: the scan's plan reads `contamination`, and Delta re-computes
-                # cached plans of a table it writes, which would re-run the anti-join after our own commit.
-                scanned = scan(docs, bloom, index.lengths).localCheckpoint(eager=True)
+            with ctx.step("scan"), spark_progress(ctx.spark, "decontaminate: scanning documents", ctx.show_progress):
+                # Staged, not cached: the scan's plan reads `contamination`, and Delta re-computes cached plans
+                # of a table it writes; a killed run's scan is reused by the next (same set, same documents).
+                scanned, resumed = ctx.staging.snapshot("scan", scan(docs, index.bloom, index.lengths),
+                                                        ctx.staging_key(set_hash))
                 ctx.run.rows_in = scanned.count()
             ctx.count("docs_scanned", ctx.run.rows_in)
+            if resumed:
+                ctx.count("resumed_rows", ctx.run.rows_in)
+            kill_point("decontaminate.scanned")
             if ctx.run.rows_in:
                 self._verify_and_commit(ctx, cfg, index, set_hash, scanned, [e.name for e in entries])
+            ctx.staging.drop("scan")
         finally:
             index.ngrams.unpersist()
-            bloom.unpersist()
 
     def _to_scan(self, ctx: StageContext, set_hash: str) -> DataFrame:
         """Documents without a result for this benchmark set: new ones, or all when the set changed."""
-        docs = ctx.lake.read(DOCUMENTS.name).select("doc_id", "text")
-        done = ctx.lake.read(CONTAMINATION.name).where(F.col("benchmark_set_hash") == set_hash).select("doc_id")
+        docs = ctx.changes(DOCUMENTS.name, set_hash).select("doc_id", "text")
+        done = ctx.read(CONTAMINATION.name).where(F.col("benchmark_set_hash") == set_hash).select("doc_id")
         return docs.join(done, "doc_id", "left_anti")
 
     def _verify_and_commit(self, ctx: StageContext, cfg: DecontaminateConfig, index: BenchmarkIndex,
@@ -122,7 +128,7 @@ class DecontaminateStage:
 
     def _doc_freq(self, ctx: StageContext, verified: DataFrame, scanned: DataFrame) -> DataFrame:
         """Documents per n-gram over the whole corpus: this run's matches plus earlier runs' still valid ones."""
-        earlier = (ctx.lake.read(CONTAMINATION_MATCHES.name).select("doc_id", "ngram_hash")
+        earlier = (ctx.read(CONTAMINATION_MATCHES.name).select("doc_id", "ngram_hash")
                    .join(scanned.select("doc_id"), "doc_id", "left_anti"))
         pairs = verified.select("doc_id", "ngram_hash").unionByName(earlier).distinct()
         return pairs.groupBy("ngram_hash").agg(F.count("*").alias("ngram_doc_freq"))
@@ -143,7 +149,7 @@ class DecontaminateStage:
             return contamination.withColumn("cleaning", F.lit(None).cast("string")).withColumn(
                 "cleaned_text", F.lit(None).cast("string"))
         hits = matches.groupBy("doc_id").agg(F.collect_set("ngram_hash").alias("hashes"))
-        dirty = ctx.lake.read(DOCUMENTS.name).select("doc_id", "text").join(hits, "doc_id")
+        dirty = ctx.read(DOCUMENTS.name).select("doc_id", "text").join(hits, "doc_id")
         cleaned = clean(dirty, index.lengths, cfg)
         return (contamination.join(cleaned, "doc_id", "left")
                 .withColumn("cleaning", F.coalesce("cleaning", F.lit("kept"))))
@@ -180,12 +186,14 @@ class DecontaminateStage:
             ctx.count(f"contaminated_docs_{row.b}", row["count"])
 
 
-def scan(docs: DataFrame, bloom, lengths: list[int]) -> DataFrame:
-    """Bloom-filter candidates of every document (a broadcast filter, vectorised per document)."""
+def scan(docs: DataFrame, bloom: BloomFilter, lengths: list[int]) -> DataFrame:
+    """Bloom-filter candidates of every document (vectorised per document). The filter travels in the task's
+    closure: Spark Classic broadcasts a closure over spark.broadcast.UDFCompressionThreshold (1 MB) by itself,
+    and Spark Connect, which has no broadcast variables, ships it with the plan."""
     schema = to_arrow_schema(_SCANNED)
 
     def task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        filter_ = bloom.value
+        filter_ = bloom
         for batch in batches:
             texts = [t or "" for t in batch.column("text").to_pylist()]
             # Slices of a few hundred documents: enough to amortise numpy's per-call cost, small enough

@@ -10,6 +10,9 @@ under the candidate edges, so two batches give exactly the clusters and keepers 
 
 from __future__ import annotations
 
+import json
+
+import xxhash
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -18,6 +21,7 @@ from refinery.jobs.base import StageContext
 from refinery.jobs.components import connected_components
 from refinery.jobs.config import DedupConfig
 from refinery.jobs.dedup_edges import candidate_edges, signature_bands, verify_edges
+from refinery.jobs.ledger import kill_point
 from refinery.jobs.registry import stage
 from refinery.schemas.tables import DOCUMENTS, DUPLICATES, MINHASH_BANDS
 
@@ -33,20 +37,27 @@ class DedupStage:
 
     def execute(self, ctx: StageContext) -> None:
         cfg = ctx.config.dedup
-        done = ctx.lake.read(DUPLICATES.name)
-        new_docs = ctx.lake.read(DOCUMENTS.name).select("doc_id", "text", "text_hash").join(
+        done = ctx.read(DUPLICATES.name)
+        digest = xxhash.xxh3_64_hexdigest(json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode())
+        new_docs = ctx.changes(DOCUMENTS.name, digest).select("doc_id", "text", "text_hash").join(
             done.select("doc_id"), "doc_id", "left_anti")
-        # Checkpointed, not cached: the plan reads `duplicates`, which this stage writes (see decontaminate).
-        new_bands = signature_bands(new_docs, cfg).localCheckpoint(eager=True)
+        # Staged, not cached: the plan reads `duplicates`, which this stage writes (see decontaminate); a killed
+        # run's signatures are reused by the next (same settings and documents version).
+        new_bands, resumed = ctx.staging.snapshot("bands", signature_bands(new_docs, cfg),
+                                                  ctx.staging_key(cfg.model_dump(mode="json")))
         seen = new_bands.agg(F.count_distinct("doc_id").alias("docs"),
                              F.count_distinct(F.when(F.col("band") >= 0, F.col("doc_id"))).alias("shingled")).first()
         ctx.run.rows_in = seen["docs"]
         ctx.count("docs_new", seen["docs"])
         ctx.count("docs_without_shingles", seen["docs"] - seen["shingled"])
+        if resumed:
+            ctx.count("resumed_rows", seen["docs"])
+        kill_point("dedup.bands_staged")
         if not ctx.run.rows_in:
+            ctx.staging.drop("bands")
             return
         region, members = self._region(ctx, done, new_bands)
-        edges = candidate_edges(members, cfg, ctx.count)
+        edges = candidate_edges(members, cfg, ctx.count, ctx.staging.cut)
         if region is not None:
             # Closure: edges leave the region only through unchanged buckets, whose edges old clusters hold.
             edges = (edges.join(region.withColumnRenamed("doc_id", "src"), "src", "left_semi")
@@ -56,10 +67,13 @@ class DedupStage:
         edges = edges.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             if cfg.verify:
-                edges = verify_edges(edges, ctx.lake.read(DOCUMENTS.name), cfg, ctx.count)
-            components, rounds = connected_components(edges.select("src", "dst"), cfg.max_iterations)
+                edges = verify_edges(edges, ctx.read(DOCUMENTS.name), cfg, ctx.count, ctx.staging.cut)
+            # Rounds alternate between two staging tables: a round never overwrites the one it reads.
+            components, rounds = connected_components(
+                edges.select("src", "dst"), cfg.max_iterations,
+                lambda i, df: ctx.staging.cut(f"components_{i % 2}", df))
             ctx.count("components_rounds", rounds)
-            rows = self._assign(ctx, cfg, region, components).localCheckpoint(eager=True)
+            rows = ctx.staging.cut("rows", self._assign(ctx, cfg, region, components))
             self._count(ctx, rows)
             # Both suites pass before either table changes; the bands go first and `duplicates` (the "done"
             # marker) last, so a run killed in between recomputes those documents, whose bands are then unchanged.
@@ -70,6 +84,7 @@ class DedupStage:
             ctx.run.rows_out = written.get("num_inserted_rows", 0) + written.get("num_updated_rows", 0)
         finally:
             edges.unpersist()
+        ctx.staging.drop("bands")
 
     @staticmethod
     def _region(ctx: StageContext, done: DataFrame, new_bands: DataFrame) -> tuple[DataFrame | None, DataFrame]:
@@ -80,20 +95,21 @@ class DedupStage:
             return None, new_bands
         new_ids = new_bands.where("band = -1").select("doc_id")
         # Rows a killed run left for these documents are replaced by this run's (identical) ones.
-        old_bands = ctx.lake.read(MINHASH_BANDS.name).join(new_ids, "doc_id", "left_anti")
+        old_bands = ctx.read(MINHASH_BANDS.name).join(new_ids, "doc_id", "left_anti")
         touched = old_bands.join(new_bands.select(*_BUCKET).distinct(), _BUCKET, "left_semi").select("doc_id")
         affected = done.join(touched, "doc_id", "left_semi").select("cluster_id").distinct()
-        old_region = done.join(affected, "cluster_id", "left_semi").select("doc_id").localCheckpoint(eager=True)
-        ctx.count("docs_reassessed", old_region.count())
-        region = new_ids.unionByName(old_region).distinct().localCheckpoint(eager=True)
+        region = ctx.staging.cut("region", new_ids.withColumn("new", F.lit(True)).unionByName(
+            done.join(affected, "cluster_id", "left_semi").select("doc_id", F.lit(False).alias("new"))))
+        ctx.count("docs_reassessed", region.where(~F.col("new")).select("doc_id").distinct().count())
+        region = region.select("doc_id").distinct()
         all_bands = old_bands.unionByName(new_bands)
         buckets = all_bands.join(region, "doc_id", "left_semi").select(*_BUCKET).distinct()
-        return region, all_bands.join(buckets, _BUCKET, "left_semi").localCheckpoint(eager=True)
+        return region, ctx.staging.cut("members", all_bands.join(buckets, _BUCKET, "left_semi"))
 
     @staticmethod
     def _assign(ctx: StageContext, cfg: DedupConfig, region: DataFrame, components: DataFrame) -> DataFrame:
         """The region's rows: cluster, sizes and the deterministic keeper (score, fetch time, doc_id)."""
-        docs = (ctx.lake.read(DOCUMENTS.name).select("doc_id", "text_hash", "fetch_time")
+        docs = (ctx.read(DOCUMENTS.name).select("doc_id", "text_hash", "fetch_time")
                 .join(region, "doc_id", "left_semi"))
         docs = docs.join(_scores(ctx, cfg), "doc_id", "left")
         docs = (docs.join(components.withColumnRenamed("node", "doc_id"), "doc_id", "left")
@@ -131,7 +147,7 @@ def _reason() -> Column:
 def _scores(ctx: StageContext, cfg: DedupConfig) -> DataFrame:
     """doc_id, score: the configured quality column when that table has it, else no rows (the fallback)."""
     if ctx.lake.exists(cfg.quality_table):
-        quality = ctx.lake.read(cfg.quality_table)
+        quality = ctx.read(cfg.quality_table)
         if cfg.keeper_score_column in quality.columns:
             ctx.count("keeper_by_quality_score", 1)
             return quality.select("doc_id", F.col(cfg.keeper_score_column).cast("double").alias("score"))

@@ -59,16 +59,22 @@ def signature_bands(docs: DataFrame, cfg: DedupConfig) -> DataFrame:
     return docs.select("doc_id", "text", "text_hash").mapInArrow(task, _BANDS)
 
 
-def candidate_edges(members: DataFrame, cfg: DedupConfig, count: Count) -> DataFrame:
+def _local(_: str, df: DataFrame) -> DataFrame:
+    return df.localCheckpoint(eager=True)
+
+
+def candidate_edges(members: DataFrame, cfg: DedupConfig, count: Count,
+                    cut: Callable[[str, DataFrame], DataFrame] = _local) -> DataFrame:
     """(src, dst, exact) edges, src > dst. A MinHash bucket of up to pair_bucket_size members links every pair of
     them: a star to the smallest id alone misses two near-duplicates that both differ from that member (the
     Jaccard check then rejects both star edges). A larger bucket, and the exact-text bucket (band -1, whose
     members are all equal), links each member to the bucket's smallest doc_id, never all pairs.
     A bucket over max_bucket_size (boilerplate) is salted by doc_id into sub-buckets of about that size: members
     link to their sub-bucket's smallest id and those to the bucket's, so no task holds a giant bucket and the
-    bucket stays one connected piece. Aggregations are map-side combined, so counting a giant bucket is cheap."""
-    sizes = (members.groupBy(*_BUCKET).agg(F.count("*").alias("n"), F.min("doc_id").alias("center"))
-             .where("n > 1").localCheckpoint(eager=True))
+    bucket stays one connected piece. Aggregations are map-side combined, so counting a giant bucket is cheap.
+    `cut(name, df)` materialises an intermediate (the stage passes a staging table; tests a local checkpoint)."""
+    sizes = cut("bucket_sizes", members.groupBy(*_BUCKET).agg(F.count("*").alias("n"),
+                                                              F.min("doc_id").alias("center")).where("n > 1"))
     is_giant = F.col("n") > cfg.max_bucket_size
     is_paired = (F.col("band") >= 0) & (F.col("n") <= cfg.pair_bucket_size)
     giant = sizes.where(is_giant).withColumn("salts", F.ceil(F.col("n") / cfg.max_bucket_size).cast("long"))
@@ -103,7 +109,8 @@ def candidate_edges(members: DataFrame, cfg: DedupConfig, count: Count) -> DataF
     return edges.groupBy("src", "dst").agg(F.max(F.col("band") == -1).alias("exact"))
 
 
-def verify_edges(edges: DataFrame, documents: DataFrame, cfg: DedupConfig, count: Count) -> DataFrame:
+def verify_edges(edges: DataFrame, documents: DataFrame, cfg: DedupConfig, count: Count,
+                 cut: Callable[[str, DataFrame], DataFrame] = _local) -> DataFrame:
     """Keep exact edges and the MinHash edges whose exact shingle Jaccard reaches cfg.jaccard_threshold."""
     fuzzy = edges.where(~F.col("exact")).select("src", "dst")
     ends = fuzzy.select(F.col("src").alias("doc_id")).unionByName(fuzzy.select(F.col("dst").alias("doc_id")))
@@ -111,7 +118,7 @@ def verify_edges(edges: DataFrame, documents: DataFrame, cfg: DedupConfig, count
     sets = _shingle_sets(texts, cfg.ngram)
     pairs = (fuzzy.join(sets.withColumnRenamed("doc_id", "src").withColumnRenamed("shingles", "a"), "src")
              .join(sets.withColumnRenamed("doc_id", "dst").withColumnRenamed("shingles", "b"), "dst"))
-    scored = _score(pairs).localCheckpoint(eager=True)
+    scored = cut("verified_pairs", _score(pairs))
     kept = scored.where(F.col("jaccard") >= cfg.jaccard_threshold)
     stats = scored.agg(F.count("*").alias("checked"),
                        F.sum((F.col("jaccard") >= cfg.jaccard_threshold).cast("long")).alias("kept")).first()

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 from pyspark import StorageLevel
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import to_arrow_schema
@@ -18,9 +19,11 @@ from pyspark.sql.types import LongType, StringType, StructField, StructType
 
 from refinery.jobs.base import InputError, StageContext, StageFailed
 from refinery.jobs.config import IngestConfig
+from refinery.jobs.ledger import kill_point
 from refinery.jobs.progress import spark_progress
 from refinery.jobs.registry import stage
 from refinery.schemas.tables import COUNTERS, DOCUMENTS, INGEST_FILES
+from refinery.udfs import fs
 from refinery.udfs.ingest.warc import FileOutcome, IngestSettings, read_warc_documents
 
 _DOC_FIELDS = [f for f in DOCUMENTS.schema.fields if f.name != "run_id"]
@@ -45,21 +48,29 @@ def list_warc_files(spark: SparkSession, pattern: str) -> list[tuple[str, int]]:
                 if os.path.isfile(path):
                     found[os.path.abspath(path)] = os.path.getsize(path)
         else:
-            # Listing happens on the driver through Hadoop's FileSystem; the bytes are read by tasks.
-            jvm = spark.sparkContext._jvm
-            hadoop_path = jvm.org.apache.hadoop.fs.Path(part)
-            fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-            for status in fs.globStatus(hadoop_path) or []:
-                if status.isFile():
-                    found[status.getPath().toString()] = int(status.getLen())
+            found.update(_hadoop_listing(spark, part))
     return sorted(found.items())
 
 
-def read_files(spark: SparkSession, files: list[tuple[str, int]], settings: IngestSettings) -> DataFrame:
+def _hadoop_listing(spark: SparkSession, pattern: str) -> dict[str, int]:
+    """Files matching a Hadoop glob, listed by Spark's file index: works on any Hadoop FS and over Spark
+    Connect (no JVM gateway); the binaryFile source reads no content unless the `content` column is selected."""
+    try:
+        listing = spark.read.format("binaryFile").load(pattern).select("path", "length").collect()
+    except AnalysisException as err:
+        if "PATH_NOT_FOUND" in str(err) or "Path does not exist" in str(err):
+            return {}
+        raise
+    return {row.path: int(row.length) for row in listing}
+
+
+def read_files(spark: SparkSession, files: list[tuple[str, int]], settings: IngestSettings,
+               fs_options: dict | None = None) -> DataFrame:
     """Documents and per-file summaries; task i reads file i, so files spread across executors."""
     arrow_schema = to_arrow_schema(TASK_OUTPUT, timezone="UTC")
 
     def task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        fs.configure(fs_options)  # URIs are opened with fsspec here, on the executor (storage.fs_options)
         for batch in batches:
             for index in batch.column("id").to_pylist():
                 yield from _file_batches(*files[index], settings, arrow_schema)
@@ -73,6 +84,7 @@ def _file_batches(path: str, size: int, settings: IngestSettings, schema: pa.Sch
     rows: list[dict] = []
     try:
         for doc in read_warc_documents(path, settings, outcome):
+            kill_point("ingest.extract")
             rows.append({"kind": "doc", **doc})
             if len(rows) >= _BATCH_ROWS:
                 yield pa.RecordBatch.from_pylist(rows, schema=schema)
@@ -112,9 +124,11 @@ class IngestStage:
             return
         settings = IngestSettings(cfg.extractor, cfg.timeout_s, cfg.max_html_bytes, cfg.min_text_chars, cfg.crawl,
                                   cfg.max_record_bytes, cfg.isolate_extraction)
-        results = read_files(ctx.spark, files, settings).persist(StorageLevel.MEMORY_AND_DISK)
+        results = read_files(ctx.spark, files, settings, ctx.config.storage.fs_options)
+        results = results.persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            with spark_progress(ctx.spark, f"ingest: extracting {len(files)} WARC file(s)", ctx.show_progress):
+            with (ctx.step("extract WARCs"),
+                  spark_progress(ctx.spark, f"ingest: extracting {len(files)} WARC file(s)", ctx.show_progress)):
                 results.count()  # one pass over the WARCs; validation and MERGE reuse the cached rows
             # One partition per file suits reading; validating and merging a few rows per file does not (every
             # expectation would be a job of as many tasks as files), so the cached rows are regrouped, unshuffled.
@@ -128,7 +142,7 @@ class IngestStage:
             return files
         # `failed` and `failed_io` files are read again: a file that could not be opened may be readable now, and
         # a read error says nothing about the rest of the file. Documents kept before it MERGE as already present.
-        seen = {r.warc_path for r in ctx.lake.read(INGEST_FILES.name)
+        seen = {r.warc_path for r in ctx.read(INGEST_FILES.name)
                 .where(F.col("status").isin("done", "partial")).select("warc_path").collect()}
         todo = [f for f in files if f[0] not in seen]
         ctx.count("skipped_already_ingested", len(files) - len(todo))

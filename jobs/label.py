@@ -16,8 +16,9 @@ from pyspark.sql.types import IntegerType, LongType, StringType, StructField, St
 from refinery.jobs.base import StageContext, StageFailed
 from refinery.jobs.config import ConfigError, LabelConfig, LlmConfig
 from refinery.jobs.registry import stage
-from refinery.jobs.rewrite import _materialise, _preflight, engine_spec
+from refinery.jobs.rewrite import _preflight, engine_spec, staged_generations
 from refinery.jobs.seeds import curated_documents
+from refinery.jobs.session import default_parallelism
 from refinery.schemas.tables import CONTAMINATION, DOCUMENTS, DUPLICATES, EAI_LABELS, QUALITY, REFINED, TAXONOMY
 from refinery.udfs.label.taxonomy import STATUSES
 from refinery.udfs.label.udf import (
@@ -75,13 +76,14 @@ class LabelStage:
         docs = curated_documents(ctx, self.name, cfg.require)
         if cfg.max_docs is not None:
             docs = docs.orderBy(F.xxhash64("doc_id")).limit(cfg.max_docs)
-        # A checkpoint, not a cache: the plan reads `taxonomy`, which this stage writes.
-        pending = (docs.select("doc_id", "text", "url").join(self._done(ctx, cfg, settings_hash), "doc_id", "left_anti")
-                   .localCheckpoint(eager=True))
+        # Staged, not cached (nor executor-local): the plan reads `taxonomy`, which this stage writes.
+        pending = ctx.staging.cut("pending", docs.select("doc_id", "text", "url").join(
+            self._done(ctx, cfg, settings_hash), "doc_id", "left_anti"))
         ctx.run.rows_in = pending.count()
         ctx.count("documents_to_label", ctx.run.rows_in)
         if ctx.run.rows_in:
             self._label_and_commit(ctx, cfg, llm, spec, settings, settings_hash, pending)
+        ctx.staging.drop("generations")
 
     @staticmethod
     def _commit_labels(ctx: StageContext) -> None:
@@ -103,13 +105,14 @@ class LabelStage:
                           settings: LabelSettings, settings_hash: str, pending: DataFrame) -> None:
         groups = math.ceil(ctx.run.rows_in / cfg.commit_every)
         pending = pending.withColumn("commit_group", F.pmod(F.xxhash64("doc_id"), F.lit(groups)))
-        partitions = cfg.partitions or ctx.spark.sparkContext.defaultParallelism
+        partitions = cfg.partitions or default_parallelism(ctx.spark)
         failed = invalid = 0
         workers: set[str] = set()
         for group in range(groups):
             rows = pending.where(F.col("commit_group") == group).drop("commit_group")
-            labeled = _materialise(rows.repartition(partitions).mapInPandas(
-                lambda frames: label_documents(frames, spec, settings), _LABELED))
+            labeled = staged_generations(ctx, ctx.staging_key(settings_hash), group, rows, "doc_id",
+                                         lambda r: r.repartition(partitions).mapInPandas(
+                                             lambda frames: label_documents(frames, spec, settings), _LABELED))
             group_failed, group_invalid = self._count(ctx, labeled, workers)
             failed, invalid = failed + group_failed, invalid + group_invalid
             table = (labeled.withColumn("mode", F.lit(settings.mode))

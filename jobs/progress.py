@@ -1,4 +1,5 @@
-"""A rich progress bar fed by Spark's status tracker, for long stages run from a terminal."""
+"""A rich progress bar for long stages run from a terminal: fed by Spark's status tracker (Classic) or by the
+server's progress messages (Connect); it shows nothing, quietly, where neither is available."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import threading
 from contextlib import contextmanager
 
 from pyspark.sql import SparkSession
+
+from .classic import is_connect, status_tracker
 
 
 @contextmanager
@@ -15,27 +18,58 @@ def spark_progress(spark: SparkSession, description: str, enabled: bool = True):
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    tracker = spark.sparkContext.statusTracker()
-    stop = threading.Event()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   transient=True) as progress:
         task = progress.add_task(description, total=None)
 
-        def poll() -> None:
-            while not stop.wait(0.5):
-                done = total = 0
-                for stage_id in tracker.getActiveStageIds():
-                    info = tracker.getStageInfo(stage_id)
-                    if info is not None:
-                        done += info.numCompletedTasks
-                        total += info.numTasks
-                if total:
-                    progress.update(task, completed=done, total=total)
+        def show(stages) -> None:
+            done = sum(s.num_completed_tasks for s in stages)
+            total = sum(s.num_tasks for s in stages)
+            if total:
+                progress.update(task, completed=done, total=total)
 
-        poller = threading.Thread(target=poll, daemon=True)
-        poller.start()
-        try:
+        with _connect_feed(spark, show) if is_connect(spark) else _tracker_feed(spark, show):
             yield
-        finally:
-            stop.set()
-            poller.join(timeout=2)
+
+
+@contextmanager
+def _connect_feed(spark: SparkSession, show):
+    def handler(stages, inflight_tasks, operation_id, done) -> None:
+        show(list(stages or []))
+
+    try:
+        spark.registerProgressHandler(handler)
+    except Exception:  # noqa: BLE001 - progress is polish: a client without handlers just shows no bar
+        yield
+        return
+    try:
+        yield
+    finally:
+        spark.removeProgressHandler(handler)
+
+
+@contextmanager
+def _tracker_feed(spark: SparkSession, show):
+    tracker = status_tracker(spark)
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.wait(0.5):
+            stages = [info for stage_id in tracker.getActiveStageIds()
+                      if (info := tracker.getStageInfo(stage_id)) is not None]
+            show([_Stage(s.numTasks, s.numCompletedTasks) for s in stages])
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        poller.join(timeout=2)
+
+
+class _Stage:
+    __slots__ = ("num_tasks", "num_completed_tasks")
+
+    def __init__(self, num_tasks: int, num_completed_tasks: int) -> None:
+        self.num_tasks, self.num_completed_tasks = num_tasks, num_completed_tasks

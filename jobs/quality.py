@@ -19,11 +19,13 @@ from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import StructType
 
 from refinery.jobs.base import InputError, StageContext
-from refinery.jobs.config import QualityConfig
+from refinery.jobs.config import QualityConfig, StorageConfig
+from refinery.jobs.ledger import kill_point, worker_kill_once
 from refinery.jobs.progress import spark_progress
 from refinery.jobs.registry import stage
 from refinery.schemas.tables import DOCUMENTS, QUALITY
-from refinery.udfs.quality.classifier import ModelLoadError, check_fasttext_file
+from refinery.udfs import fs
+from refinery.udfs.quality.classifier import FASTTEXT_MAGIC, ModelLoadError, check_fasttext_file
 from refinery.udfs.quality.doc import Classifier, QualitySettings, quality_rows
 from refinery.udfs.quality.rules import load_filter_thresholds
 
@@ -40,27 +42,37 @@ class QualityStage:
 
     def execute(self, ctx: StageContext) -> None:
         cfg = ctx.config.quality
-        settings = build_settings(cfg)
+        settings = build_settings(cfg, ctx.config.storage)
         settings_hash = settings_fingerprint(cfg, settings)
-        docs = ctx.lake.read(DOCUMENTS.name).select("doc_id", "text")
-        done = ctx.lake.read(QUALITY.name).where(F.col("settings_hash") == settings_hash).select("doc_id")
+        docs = ctx.changes(DOCUMENTS.name, settings_hash).select("doc_id", "text")
+        done = ctx.read(QUALITY.name).where(F.col("settings_hash") == settings_hash).select("doc_id")
         with spark_progress(ctx.spark, "quality: scoring documents", ctx.show_progress):
-            # A checkpoint, not a cache: Delta re-computes cached plans of a table after it is written.
-            scored = score(docs.join(done, "doc_id", "left_anti"), settings).localCheckpoint(eager=True)
+            # Staged, not cached: Delta re-computes cached plans of a table after it is written, and a killed
+            # run's scores are reused by the next (same settings and documents version).
+            scored, resumed = ctx.staging.snapshot(
+                "scored", score(docs.join(done, "doc_id", "left_anti"), settings), ctx.staging_key(settings_hash))
             ctx.run.rows_in = scored.count()
+        if resumed:
+            ctx.count("resumed_rows", ctx.run.rows_in)
+        kill_point("quality.scored")
         ctx.count("docs_scored", ctx.run.rows_in)
         if not ctx.run.rows_in:
+            ctx.staging.drop("scored")
             return
         rows = (scored.withColumn("quality_bucket", F.lit(None).cast("int"))
                 .withColumn("settings_hash", F.lit(settings_hash)).withColumn("run_id", F.lit(ctx.run.run_id)))
         if settings.primary and cfg.bucket.enabled:
             rows = self._with_buckets(ctx, rows, settings_hash, cfg.bucket.buckets)
-        rows = rows.select(*QUALITY.schema.fieldNames()).localCheckpoint(eager=True)
+        # Frozen before the commit rewrites the table the re-bucketed rows are read from; keyed by run, never resumed.
+        rows = ctx.staging.cut("rows", rows.select(*QUALITY.schema.fieldNames()))
+        if settings.primary and cfg.bucket.enabled:
+            ctx.count("rebucketed_earlier_docs", rows.where(F.col("run_id") != ctx.run.run_id).count())
         self._count(ctx, rows)
         suite = {"buckets": cfg.bucket.buckets if settings.primary and cfg.bucket.enabled else None,
                  "probability_scores": all(c.kind == "fasttext" for c in settings.classifiers)}
         written = ctx.commit(QUALITY.name, rows, update_matched=True, suite_settings=suite)
         ctx.run.rows_out = written.get("num_inserted_rows", 0) + written.get("num_updated_rows", 0)
+        ctx.staging.drop("scored")
         ctx.lake.register_views()  # in a metastore this (re)creates documents_quality for SQL users
 
     @staticmethod
@@ -69,7 +81,7 @@ class QualityStage:
 
         Percentiles move as the corpus grows, so earlier rows whose bucket changes are rewritten in the same commit.
         """
-        earlier = (ctx.lake.read(QUALITY.name).where(F.col("settings_hash") == settings_hash)
+        earlier = (ctx.read(QUALITY.name).where(F.col("settings_hash") == settings_hash)
                    .join(rows.select("doc_id"), "doc_id", "left_anti"))
         scores = earlier.select("quality_score").unionByName(rows.select("quality_score")).dropna()
         bounds = scores.approxQuantile("quality_score", [i / buckets for i in range(1, buckets)], 1e-4)
@@ -79,31 +91,39 @@ class QualityStage:
         moved = (earlier.withColumn("new_bucket", bucket)
                  .where(~F.col("new_bucket").eqNullSafe(F.col("quality_bucket")))
                  .withColumn("quality_bucket", F.col("new_bucket")).drop("new_bucket"))
-        moved = moved.localCheckpoint(eager=True)  # frozen before the commit rewrites the table it reads
-        ctx.count("rebucketed_earlier_docs", moved.count())
         return rows.withColumn("quality_bucket", bucket).unionByName(moved.select(*rows.columns))
 
     @staticmethod
     def _count(ctx: StageContext, rows: DataFrame) -> None:
-        new = rows.where(F.col("run_id") == ctx.run.run_id)
-        stats = new.agg(
-            F.sum(F.col("keep").cast("long")).alias("kept"), F.sum((~F.col("keep")).cast("long")).alias("dropped"),
-            F.sum("pii_emails").alias("emails"), F.sum("pii_ips").alias("ips"),
-            F.sum(F.col("transformed_text").isNotNull().cast("long")).alias("transformed"),
-        ).first()
-        ctx.count("kept", stats["kept"] or 0)
-        ctx.count("dropped", stats["dropped"] or 0)
-        ctx.count("transformed_docs", stats["transformed"] or 0)
+        # One Spark job for every counter: the reasons are exploded (outer: a kept document gives one null reason),
+        # and the per-document sums are taken from each document's first row only, so they count it once.
+        new = rows.where(F.col("run_id") == ctx.run.run_id).select(
+            "*", F.posexplode_outer("drop_reasons").alias("_reason_pos", "_reason"))
+        first = F.coalesce(F.col("_reason_pos"), F.lit(0)) == 0
+        once = lambda c: F.sum(F.when(first, c))  # noqa: E731
+        classifiers = ctx.config.quality.classifiers
+        groups = new.groupBy(F.col("_reason").alias("reason")).agg(
+            F.count(F.lit(1)).alias("n"), once(F.col("keep").cast("long")).alias("kept"),
+            once((~F.col("keep")).cast("long")).alias("dropped"), once(F.col("pii_emails")).alias("emails"),
+            once(F.col("pii_ips")).alias("ips"),
+            once(F.col("transformed_text").isNotNull().cast("long")).alias("transformed"),
+            *(once(F.col("scores").getItem(c.name).isNotNull().cast("long")).alias(f"scored_{i}")
+              for i, c in enumerate(classifiers)),
+        ).collect()
+        total = lambda key: sum(row[key] or 0 for row in groups)  # noqa: E731
+        ctx.count("kept", total("kept"))
+        ctx.count("dropped", total("dropped"))
+        ctx.count("transformed_docs", total("transformed"))
         if ctx.config.quality.pii:
-            ctx.count("pii_emails_anonymised", stats["emails"] or 0)
-            ctx.count("pii_ips_anonymised", stats["ips"] or 0)
+            ctx.count("pii_emails_anonymised", total("emails"))
+            ctx.count("pii_ips_anonymised", total("ips"))
         # One counter per reason; a document failing three rules counts under all three.
-        for row in new.select(F.explode("drop_reasons").alias("reason")).groupBy("reason").count().collect():
-            prefix = "" if row.reason.startswith("failed_") else "dropped_"
-            ctx.count(f"{prefix}{row.reason}", row["count"])
-        for classifier in ctx.config.quality.classifiers:
-            scored = new.where(F.col("scores").getItem(classifier.name).isNotNull()).count()
-            ctx.count(f"scored_{classifier.name}", scored)
+        for row in groups:
+            if row.reason is not None:
+                prefix = "" if row.reason.startswith("failed_") else "dropped_"
+                ctx.count(f"{prefix}{row.reason}", row["n"])
+        for i, classifier in enumerate(classifiers):
+            ctx.count(f"scored_{classifier.name}", total(f"scored_{i}"))
 
 
 def percentile_bucket(score: Column, bounds: list[float]) -> Column:
@@ -112,7 +132,7 @@ def percentile_bucket(score: Column, bounds: list[float]) -> Column:
     return F.when(score.isNull(), F.lit(None).cast("int")).otherwise(reached)
 
 
-def build_settings(cfg: QualityConfig) -> QualitySettings:
+def build_settings(cfg: QualityConfig, storage: StorageConfig | None = None) -> QualitySettings:
     """Resolve thresholds and classifiers on the driver, so a bad file fails before any task starts."""
     try:
         thresholds = load_filter_thresholds(cfg.filters_file)
@@ -122,11 +142,13 @@ def build_settings(cfg: QualityConfig) -> QualitySettings:
     for classifier in classifiers:
         _check_model(classifier)
     primary = cfg.primary_classifier()
-    return QualitySettings(thresholds, cfg.pii, cfg.c4_line_filter, classifiers, primary.name if primary else None)
+    return QualitySettings(thresholds, cfg.pii, cfg.c4_line_filter, classifiers, primary.name if primary else None,
+                           storage.fs_options if storage else {})
 
 
 def _check_model(classifier: Classifier) -> None:
-    if "://" in classifier.path:  # remote (dbfs:/, s3://): the executors' loaders report problems
+    if fs.is_remote(classifier.path):  # s3://, gs://, ...: checked here through fsspec, copied by each executor
+        _check_remote_model(classifier)
         return
     try:
         if classifier.kind == "fasttext":
@@ -137,6 +159,22 @@ def _check_model(classifier: Classifier) -> None:
         raise InputError(f"quality classifier {classifier.name!r}: {err}") from None
 
 
+def _check_remote_model(classifier: Classifier) -> None:
+    path = classifier.path
+    where = f"quality classifier {classifier.name!r}: {path}"
+    try:
+        if classifier.kind == "hf":
+            if not fs.exists(f"{path.rstrip('/')}/config.json"):
+                raise InputError(f"{where}: not a model directory (no config.json); set quality.classifiers[].path")
+            return
+        with fs.open_binary(path) as handle:
+            head = handle.read(4)
+    except OSError as err:
+        raise InputError(f"{where}: cannot be read ({err}); check the URI and storage.fs_options") from None
+    if len(head) < 4 or int.from_bytes(head, "little") != FASTTEXT_MAGIC:
+        raise InputError(f"{where}: not a fastText .bin/.ftz file (bad header); re-upload or re-train it")
+
+
 def settings_fingerprint(cfg: QualityConfig, settings: QualitySettings) -> str:
     """Hash of everything that shapes a row: thresholds, transformations, classifiers and their files' bytes."""
     digest = xxhash.xxh3_128()
@@ -144,7 +182,10 @@ def settings_fingerprint(cfg: QualityConfig, settings: QualitySettings) -> str:
                  "classifiers": [c.model_dump() for c in cfg.classifiers], "primary": settings.primary}
     digest.update(json.dumps(described, sort_keys=True).encode())
     for classifier in cfg.classifiers:
-        _hash_files(digest, classifier.path)
+        if fs.is_remote(classifier.path):  # the store's etag/size/mtime: a replaced model re-scores
+            digest.update(fs.fingerprint(classifier.path).encode())
+        else:
+            _hash_files(digest, classifier.path)
     return digest.hexdigest()
 
 
@@ -162,7 +203,9 @@ def score(docs: DataFrame, settings: QualitySettings) -> DataFrame:
     schema = to_arrow_schema(_SCORED)
 
     def task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        fs.configure(settings.fs_options)
         for batch in batches:
+            worker_kill_once("quality.score")
             rows = quality_rows(batch.column("doc_id").to_pylist(), batch.column("text").to_pylist(), settings)
             yield pa.RecordBatch.from_pylist(rows, schema=schema)
 

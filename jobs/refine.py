@@ -17,8 +17,9 @@ from pyspark.sql.types import LongType, MapType, StringType, StructField, Struct
 from refinery.jobs.base import StageContext, StageFailed
 from refinery.jobs.config import ConfigError, LlmConfig, RefineConfig
 from refinery.jobs.registry import stage
-from refinery.jobs.rewrite import RewriteStage, _materialise, _preflight, engine_spec, tally_workers
+from refinery.jobs.rewrite import RewriteStage, _preflight, engine_spec, staged_generations, tally_workers
 from refinery.jobs.seeds import curated_documents
+from refinery.jobs.session import default_parallelism
 from refinery.schemas.tables import CONTAMINATION, DOCUMENTS, DUPLICATES, QUALITY, REFINED
 from refinery.udfs.llm import Sampling
 from refinery.udfs.refine.execute import ChunkRules
@@ -107,11 +108,13 @@ class RefineStage:
         seeds = curated_documents(ctx, self.name, cfg.require, through_refine=False).select("doc_id", "text")
         if cfg.max_seeds is not None:
             seeds = seeds.orderBy(F.xxhash64("doc_id")).limit(cfg.max_seeds)
-        pending = seeds.join(self._done(ctx, cfg, digest), "doc_id", "left_anti").localCheckpoint(eager=True)
+        # Staged (not cached, not executor-local): the plan reads `refined`, which this stage writes.
+        pending = ctx.staging.cut("pending", seeds.join(self._done(ctx, cfg, digest), "doc_id", "left_anti"))
         ctx.run.rows_in = pending.count()
         ctx.count("documents_to_refine", ctx.run.rows_in)
         if ctx.run.rows_in:
             self._refine_and_commit(ctx, cfg, settings, labels, digest, pending)
+        ctx.staging.drop("generations")
 
     @staticmethod
     def _done(ctx: StageContext, cfg: RefineConfig, digest: str) -> DataFrame:
@@ -124,13 +127,13 @@ class RefineStage:
                            labels: dict[str, str | None], digest: str, pending: DataFrame) -> None:
         groups = math.ceil(ctx.run.rows_in / cfg.commit_every)
         pending = pending.withColumn("commit_group", F.pmod(F.xxhash64("doc_id"), F.lit(groups)))
-        partitions = cfg.partitions or ctx.spark.sparkContext.defaultParallelism
+        partitions = cfg.partitions or default_parallelism(ctx.spark)
         workers: dict[str, Counter] = defaultdict(Counter)
         failed = 0
         for group in range(groups):
             rows = pending.where(F.col("commit_group") == group).drop("commit_group")
-            refined = _materialise(rows.repartition(partitions).mapInPandas(
-                lambda frames: refine_documents(frames, settings), _ROWS))
+            refined = staged_generations(ctx, ctx.staging_key(digest), group, rows, "doc_id", lambda r: r.repartition(
+                partitions).mapInPandas(lambda frames: refine_documents(frames, settings), _ROWS))
             failed += _count(ctx, refined, workers)
             table = (refined.withColumn("doc_model", F.lit(labels["doc"]).cast("string"))
                      .withColumn("chunk_model", F.lit(labels["chunk"]).cast("string"))

@@ -7,6 +7,7 @@ import logging
 import math
 import re
 from collections import Counter, defaultdict
+from collections.abc import Callable
 
 from pyspark.errors import PythonException
 from pyspark.sql import DataFrame
@@ -15,8 +16,11 @@ from pyspark.sql.types import IntegerType, LongType, StringType, StructField, St
 
 from refinery.jobs.base import InputError, StageContext, StageFailed
 from refinery.jobs.config import ConfigError, LlmConfig, RewriteConfig
+from refinery.jobs.ledger import kill_point
 from refinery.jobs.registry import stage
 from refinery.jobs.seeds import curated_documents
+from refinery.jobs.session import default_parallelism
+from refinery.jobs.staging import GROUP
 from refinery.schemas.tables import CONTAMINATION, DOCUMENTS, DUPLICATES, QUALITY, REFINED, SYNTHETIC
 from refinery.udfs.llm import EngineLoadError, EngineSpec
 from refinery.udfs.rewrite.styles import Style, StyleError, load_styles
@@ -87,14 +91,15 @@ class RewriteStage:
         plan = seeds.repartition(self._partitions(ctx)).mapInPandas(
             lambda frames: plan_chunks(frames, spec, PlanSettings(styles, mixes, cfg.styles_per_doc, cfg.seed,
                                                                   llm.label, cfg.max_chunks_per_doc)), _PLAN)
-        # Checkpoints, not caches: the plans read `synthetic`, which this stage writes (see decontaminate).
-        planned = _materialise(plan)
-        pending = planned.join(self._done(ctx, cfg), "synth_id", "left_anti").localCheckpoint(eager=True)
+        # Staged, not cached: the plans read `synthetic`, which this stage writes (see decontaminate).
+        planned = _materialise(lambda: ctx.staging.cut("plan", plan))
+        pending = ctx.staging.cut("pending", planned.join(self._done(ctx, cfg), "synth_id", "left_anti"))
         ctx.count("chunks_planned", planned.count())
         ctx.run.rows_in = pending.count()
         ctx.count("chunks_to_generate", ctx.run.rows_in)
         if ctx.run.rows_in:
             self._generate_and_commit(ctx, cfg, llm, spec, styles, pending)
+        ctx.staging.drop("generations")
 
     def _seeds(self, ctx: StageContext, cfg: RewriteConfig) -> DataFrame:
         docs = self._route(ctx, cfg, curated_documents(ctx, self.name, cfg.require))
@@ -126,7 +131,7 @@ class RewriteStage:
 
     @staticmethod
     def _partitions(ctx: StageContext) -> int:
-        return ctx.config.rewrite.partitions or ctx.spark.sparkContext.defaultParallelism
+        return ctx.config.rewrite.partitions or default_parallelism(ctx.spark)
 
     def _generate_and_commit(self, ctx: StageContext, cfg: RewriteConfig, llm: LlmConfig, spec: EngineSpec,
                              styles: dict[str, Style], pending: DataFrame) -> None:
@@ -134,14 +139,15 @@ class RewriteStage:
                                     cfg.max_output_tokens)
         groups = math.ceil(ctx.run.rows_in / cfg.commit_every)
         pending = pending.withColumn("commit_group", F.pmod(F.xxhash64("synth_id"), F.lit(groups)))
+        key = ctx.staging_key(repr(settings), repr(spec), llm.label)
         workers: dict[str, Counter] = defaultdict(Counter)
         failed = 0
         for group in range(groups):
             rows = pending.where(F.col("commit_group") == group).drop("commit_group")
-            generated = rows.repartition(self._partitions(ctx)).mapInPandas(
-                lambda frames: generate_chunks(frames, spec, settings), _GENERATED)
-            # Generation is the expensive step: materialise it once, then validate and MERGE the stored rows.
-            generated = _materialise(generated)
+            # Generation is the expensive step: stored once in staging, then validated and MERGEd from there.
+            generated = staged_generations(ctx, key, group, rows, "synth_id", lambda r: r.repartition(
+                self._partitions(ctx)).mapInPandas(
+                    lambda frames: generate_chunks(_killable(frames), spec, settings), _GENERATED))
             failed += self._count(ctx, generated, workers)
             table = (generated.withColumn("model", F.lit(llm.label)).withColumn("engine", F.lit(llm.engine))
                      .withColumn("run_id", F.lit(ctx.run.run_id)).select(*SYNTHETIC.schema.fieldNames()))
@@ -217,11 +223,42 @@ def _preflight(spec: EngineSpec) -> None:
         raise StageFailed(str(err)) from err
 
 
-def _materialise(df: DataFrame) -> DataFrame:
-    """Eager local checkpoint; an engine that cannot load in a worker, or dies there after its one reload, fails
-    the job with its own message."""
+def staged_generations(ctx: StageContext, key: str, group: int, rows: DataFrame, id_col: str,
+                       generate: Callable[[DataFrame], DataFrame]) -> DataFrame:
+    """One commit group's generations, stored in staging before they are committed (`_staging_<stage>_generations`).
+
+    Rows an earlier, killed run generated under the same key (settings) are taken from staging, not generated
+    again, and counted as `resumed_rows`; the rest are generated and appended to staging."""
+    staged = ctx.staging.resumable("generations", key)
+    resumed = None
+    if staged is not None:
+        resumed = staged.join(rows.select(id_col), id_col, "left_semi").drop(GROUP)
+        n = resumed.count()
+        ctx.count("resumed_rows", n)
+        if not n:
+            resumed = None
+        else:
+            rows = rows.join(staged.select(id_col), id_col, "left_anti")
+            if rows.isEmpty():  # the whole group was generated before: no engine is loaded for it
+                return resumed
+    generated = _materialise(lambda: ctx.staging.append("generations", generate(rows), key,
+                                                        f"{ctx.run.run_id}:{group}"))
+    kill_point(f"{ctx.run.stage}.generated")
+    return generated if resumed is None else generated.unionByName(resumed)
+
+
+def _killable(frames):
+    """Input frames passed through kill_point("rewrite.generate") (crash tests: the driver dies mid-generation)."""
+    for frame in frames:
+        kill_point("rewrite.generate")
+        yield frame
+
+
+def _materialise(store: Callable[[], DataFrame]) -> DataFrame:
+    """Run the generation (store: write it to staging, return the stored rows); an engine that cannot load in a
+    worker, or dies there after its one reload, fails the job with its own message."""
     try:
-        return df.localCheckpoint(eager=True)
+        return store()
     except PythonException as err:
         found = re.search(r"(?:EngineLoadError|EngineFatalError): (.+)", str(err))
         if found:

@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
+from .classic import quiet_logs
 from .config import SparkConfig
 
 _DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
@@ -25,6 +27,8 @@ def on_cluster() -> bool:
 
 
 def get_spark(cfg: SparkConfig) -> SparkSession:
+    if cfg.remote:
+        return _remote_session(cfg)
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
@@ -56,10 +60,13 @@ def _local_session(cfg: SparkConfig) -> SparkSession:
     partitions = str(cfg.shuffle_partitions)
     # Python workers must use this interpreter (the venv with pyarrow and the udfs), not `python3` on PATH.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    # A laptop's hostname often resolves to an address Spark then warns about; local mode needs loopback only.
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    master = "local[*]" if cfg.master == "auto" else cfg.master
+    if master.startswith("local"):
+        # A laptop's hostname often resolves to an address Spark then warns about; local mode needs loopback
+        # only (a cluster's executors must reach the driver, so not for spark://, yarn, k8s://).
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = (
-        SparkSession.builder.master("local[*]" if cfg.master == "auto" else cfg.master)
+        SparkSession.builder.master(master)
         .appName(cfg.app_name)
         .config("spark.jars", ",".join(delta_jars(cfg.jars_dir)))
         .config("spark.sql.extensions", _DELTA_EXTENSION)
@@ -76,5 +83,28 @@ def _local_session(cfg: SparkConfig) -> SparkSession:
     for key, value in cfg.conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
+    quiet_logs(spark)
     return spark
+
+
+def _remote_session(cfg: SparkConfig) -> SparkSession:
+    """A Spark Connect session (`spark.remote: sc://host:port`): the server owns the cluster, Delta's jars and
+    extension, and the Python workers (which must import refinery); only session settings are ours to set."""
+    try:
+        builder = SparkSession.builder.remote(cfg.remote)
+    except ImportError as err:  # pyspark's connect client needs grpcio & co.
+        raise SetupError(f"spark.remote={cfg.remote} needs the Spark Connect client: pip install 'refinery[connect]' "
+                         f"({err})") from err
+    spark = builder.getOrCreate()
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
+    spark.conf.set("spark.sql.shuffle.partitions", str(cfg.shuffle_partitions))
+    for key, value in cfg.conf.items():
+        spark.conf.set(key, value)
+    return spark
+
+
+def default_parallelism(spark: SparkSession) -> int:
+    """Spark's default parallelism without SparkContext (absent over Connect): a range given no partition
+    count is split into exactly that many partitions. One tiny job."""
+    ids = spark.range(0, 1 << 16).select(F.spark_partition_id().alias("p"))
+    return ids.agg(F.max("p")).first()[0] + 1

@@ -12,7 +12,7 @@ from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Refinery: web crawls (WARC) to LLM pretraining data on Spark + Delta Lake.")
-err = Console(stderr=True)
+err = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=240)
 # Piped output (logs, CI, files) is read whole, not on an 80-column screen: do not truncate it.
 out = Console() if sys.stdout.isatty() else Console(width=240)
 
@@ -49,24 +49,57 @@ def _guard(fn):
 
 @app.command()
 def run(
-    stage: Annotated[str | None, typer.Option("--stage", help="run only this stage")] = None,
+    stage: Annotated[str | None, typer.Option("--stage", help="run only these stages (comma-separated)")] = None,
     input_glob: Annotated[str | None, typer.Option("--input", help="WARC glob(s), comma-separated")] = None,
     force: Annotated[bool, typer.Option("--force", help="re-ingest files already ingested")] = False,
+    full_refresh: Annotated[bool, typer.Option(
+        "--full-refresh", help="ignore the watermarks: every stage reads its whole input")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="on failure, print the full traceback")] = False,
     config: ConfigOpt = None, env_file: EnvFileOpt = None, overrides: SetOpt = None,
 ) -> None:
-    """Run every stage in order (or one with --stage) and print what each did."""
-    from refinery.jobs.main import run_pipeline, stage_names
+    """Run every stage in order (or those given with --stage) and print what each did."""
+    from refinery.jobs.main import configure_logging, run_pipeline, stage_names
 
-    if stage is not None and stage not in stage_names():
-        _fail(f"unknown stage {stage!r}; stages: {', '.join(stage_names())}")
+    configure_logging()
+    stages = [s.strip() for s in stage.split(",") if s.strip()] if stage else None
+    for name in stages or []:
+        if name not in stage_names():
+            _fail(f"unknown stage {name!r}; stages: {', '.join(stage_names())}")
+    overrides = [*(overrides or []), *(["storage.full_refresh=true"] if full_refresh else [])]
     cfg = _guard(lambda: _config(config, env_file, overrides))
-    records = _guard(lambda: run_pipeline(cfg, [stage] if stage else None, input_glob, force or None,
-                                          show_progress=sys.stderr.isatty()))
-    for record in records:
+    done = []
+
+    def report(record) -> None:
+        done.append(record.stage)
         counters = ", ".join(f"{k}={v}" for k, v in sorted(record.counters.items()))
         out.print(f"[bold]{record.stage}[/]: {record.status} in {record.seconds:.1f}s, rows in {record.rows_in}, "
                   f"rows out {record.rows_out}, validation {record.validation}, run {record.run_id}")
         out.print(f"  {counters}", highlight=False)
+
+    def pipeline():
+        return run_pipeline(cfg, stages, input_glob, force or None, show_progress=sys.stderr.isatty(),
+                            on_record=report)
+
+    try:
+        pipeline() if debug else _guard(pipeline)  # --debug: every error raises, with its traceback
+    except typer.Exit:
+        _summary(done)
+        raise
+    except Exception as e:
+        _summary(done)
+        if debug:
+            raise
+        _fail(f"{type(e).__name__}: {_first_line(e)} (run again with --debug for the traceback)", 1)
+
+
+def _summary(done: list[str]) -> None:
+    err.print(f"stages succeeded: {', '.join(done) or 'none'}", highlight=False)
+
+
+def _first_line(e: BaseException) -> str:
+    """Spark's errors run to pages of JVM stack; the first non-empty line says what happened."""
+    line = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
+    return line if len(line) <= 300 else line[:297] + "..."
 
 
 @app.command()
@@ -102,6 +135,33 @@ def status(
         ledger.add_row(r.started_at.strftime("%Y-%m-%d %H:%M:%S"), r.stage, r.status, f"{secs:.1f}",
                        str(r.rows_in), str(r.rows_out), f"{r.docs_per_s:.1f}", r.validation, counters)
     out.print(ledger)
+
+
+@app.command()
+def maintain(
+    retention_hours: Annotated[float | None, typer.Option(
+        "--retention-hours", help="VACUUM keeps files this long (default storage.vacuum_retention_hours)")] = None,
+    below_safety: Annotated[bool, typer.Option(
+        "--below-safety-interval", help="allow a retention under Delta's 168 h safety interval")] = False,
+    config: ConfigOpt = None, env_file: EnvFileOpt = None, overrides: SetOpt = None,
+) -> None:
+    """OPTIMIZE (compact small files, apply clustering) and VACUUM every lake table."""
+    from refinery.jobs.session import get_spark
+    from refinery.jobs.storage import Lakehouse
+    from refinery.schemas.tables import TABLES
+
+    cfg = _guard(lambda: _config(config, env_file, overrides))
+    hours = cfg.storage.vacuum_retention_hours if retention_hours is None else retention_hours
+    lake = Lakehouse(_guard(lambda: get_spark(cfg.spark)), cfg.storage)
+    try:
+        for name in TABLES:  # old lakes get today's columns, properties and clustering first
+            if lake.exists(name):
+                lake.migrate(TABLES[name])
+        steps = lake.maintain(hours, below_safety)
+    except ValueError as e:
+        _fail(str(e))
+    for name, step, outcome in steps:
+        out.print(f"{name}: {step} {outcome}", highlight=False)
 
 
 @app.command()

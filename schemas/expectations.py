@@ -53,7 +53,7 @@ def runs_suite(gx, settings: dict) -> list:
     return [
         *_shape(e, RUNS),
         e.ExpectColumnValuesToNotBeNull(column="stage"),
-        e.ExpectColumnValuesToBeInSet(column="status", value_set=["succeeded", "failed"]),
+        e.ExpectColumnValuesToBeInSet(column="status", value_set=["running", "succeeded", "failed", "abandoned"]),
         e.ExpectColumnValuesToBeInSet(column="validation", value_set=["passed", "failed", "skipped"]),
     ]
 

@@ -28,6 +28,8 @@ class TableSpec:
     schema: StructType
     description: str
     partition_by: tuple[str, ...] = field(default_factory=tuple)
+    # Liquid clustering keys (Delta CLUSTER BY): OPTIMIZE co-locates rows by these, so lookups by them skip files.
+    cluster_by: tuple[str, ...] = field(default_factory=tuple)
 
 
 def _f(name: str, kind, nullable: bool = True, comment: str = "") -> StructField:
@@ -39,6 +41,7 @@ COUNTERS = MapType(StringType(), LongType())
 DOCUMENTS = TableSpec(
     name="documents",
     key=("doc_id",),
+    cluster_by=("crawl",),
     description="One row per extracted HTML page: text, language and WARC provenance.",
     schema=StructType([
         _f("doc_id", StringType(), False, "xxh3-128 of the WARC-Record-ID: stable across runs"),
@@ -84,13 +87,15 @@ INGEST_FILES = TableSpec(
 RUNS = TableSpec(
     name="runs",
     key=("run_id",),
-    description="Run ledger: one row per stage run.",
+    description="Run ledger: one row per stage run (MERGEd on run_id: written `running` at start, completed at the "
+                "end, so the row is the run's current status).",
     schema=StructType([
         _f("run_id", StringType(), False),
         _f("stage", StringType(), False),
-        _f("status", StringType(), False, "succeeded | failed"),
+        _f("status", StringType(), False,
+           "running | succeeded | failed | abandoned (driver died; the next run marked it)"),
         _f("started_at", TimestampType(), False),
-        _f("ended_at", TimestampType(), False),
+        _f("ended_at", TimestampType(), comment="null while running"),
         _f("input_versions", MapType(StringType(), LongType()), comment="table -> Delta version read"),
         _f("output_versions", MapType(StringType(), LongType()), comment="table -> Delta version written"),
         _f("rows_in", LongType()),
@@ -101,6 +106,22 @@ RUNS = TableSpec(
         _f("error", StringType()),
         _f("config_json", StringType(), comment="the effective configuration"),
         _f("spark_cores", IntegerType(), comment="default parallelism of the session"),
+        _f("settings_digest", StringType(),
+           comment="hash of the stage settings that shape its rows; input_versions is its watermark for them"),
+    ]),
+)
+
+LOCKS = TableSpec(
+    name="locks",
+    key=("lock",),
+    description="The lake lock: at most one row (lock = 'lake'), held by the run in progress.",
+    schema=StructType([
+        _f("lock", StringType(), False, "'lake'"),
+        _f("holder", StringType(), False, "id of the holding driver's pipeline (one per process and lake)"),
+        _f("stage", StringType(), comment="the stage the holder started with (its runs row says which is running)"),
+        _f("owner", StringType(), comment="host:pid of the driver"),
+        _f("acquired_at", TimestampType(), False),
+        _f("heartbeat_at", TimestampType(), False, "refreshed every storage.heartbeat_s by the holder"),
     ]),
 )
 
@@ -190,6 +211,7 @@ DUPLICATES = TableSpec(
 MINHASH_BANDS = TableSpec(
     name="minhash_bands",
     key=("doc_id", "band"),
+    cluster_by=("band", "band_hash"),
     description="LSH index: one row per document and band; band -1 holds the exact text hash.",
     schema=StructType([
         _f("doc_id", StringType(), False),
@@ -327,5 +349,5 @@ TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (RUNS, INGEST_FILES, DOCUMENTS, CONTAMINATION, CONTAMINATION_MATCHES, QUALITY, DUPLICATES,
                  MINHASH_BANDS,
-                 SYNTHETIC, REFINED, TAXONOMY, EAI_LABELS)
+                 SYNTHETIC, REFINED, TAXONOMY, EAI_LABELS, LOCKS)
 }

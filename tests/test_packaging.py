@@ -53,10 +53,10 @@ def test_wheel_carries_conf_and_the_shipped_benchmarks(wheel):
 _PROBE = """
 import json, refinery
 from importlib import resources
-from refinery.jobs.benchmark_index import benchmark_files
+from refinery.jobs.benchmark_index import benchmark_files, resolve
 from refinery.jobs.config import BenchmarkEntry, load_benchmarks, load_config
 load_config()
-shipped = [path for _, path in benchmark_files(load_benchmarks())]
+shipped = [resolve(path) for _, path in benchmark_files(load_benchmarks())]
 mine = [path for _, path in benchmark_files([BenchmarkEntry(name="mine", path="mine/*.jsonl", fields=["q"])])]
 conf = resources.files("refinery.conf")
 print(json.dumps({"package": refinery.__file__, "shipped": shipped, "mine": mine,

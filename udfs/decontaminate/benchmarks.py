@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from refinery.udfs import fs
 from refinery.udfs.decontaminate.ngrams import ngram_hashes, normalize_tokens, token_hashes
 
 
@@ -140,11 +141,12 @@ def _records(path: str) -> Iterator[tuple[int, dict[str, Any], str | None]]:
     if lower.endswith(".parquet"):
         import pyarrow.parquet as pq
 
-        for number, record in enumerate(pq.read_table(path).to_pylist(), start=1):
+        with fs.open_binary(path) as handle:
+            table = pq.read_table(handle)
+        for number, record in enumerate(table.to_pylist(), start=1):
             yield number, record, None
         return
-    opener = gzip.open if lower.endswith(".gz") else open
-    with opener(path, "rb") as raw:
+    with fs.open_binary(path) as handle, (gzip.open(handle, "rb") if lower.endswith(".gz") else handle) as raw:
         stream = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
         if lower.removesuffix(".gz").endswith(".csv"):
             reader = csv.DictReader(stream)

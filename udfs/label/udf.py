@@ -12,11 +12,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from importlib import resources
-from pathlib import Path
 
 import pandas as pd
 import yaml
 
+from refinery.udfs import fs
 from refinery.udfs.label.taxonomy import MAX_CHARS, Parsed, code_columns, parse_compact, parse_teacher, subsample
 from refinery.udfs.llm import EngineSpec, Generation, Sampling, get_engine, loads_of
 from refinery.udfs.llm.base import Messages
@@ -55,9 +55,9 @@ def load_teacher_prompts(path: str | None = None) -> TeacherPrompts:
         source = "conf/prompts/taxonomy/eai_teacher.yaml"
         text = resources.files("refinery.conf").joinpath("prompts/taxonomy/eai_teacher.yaml").read_text()
     else:
-        if not Path(path).is_file():
+        if not fs.exists(str(path)):  # a local path or a URI (s3://...)
             raise LabelPromptError(f"teacher prompt file {path}: not found")
-        source, text = path, Path(path).read_text()
+        source, text = path, fs.read_text(path)
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:

@@ -209,8 +209,22 @@ def _free_memory() -> None:
         torch.cuda.empty_cache()
 
 
+def _local_model(spec: EngineSpec) -> EngineSpec:
+    """A model or tokenizer named by URI (s3://, gs://, ...) is copied to this node once; the loaders need a folder.
+    Credentials: the fsspec backend's defaults, or FSSPEC_<PROTOCOL> in the executors' environment."""
+    from dataclasses import replace
+
+    from refinery.udfs import fs
+
+    if spec.engine == "openai":  # the server loads the model
+        return spec
+    local = {k: fs.local_copy(v) for k in ("model", "tokenizer") if (v := getattr(spec, k)) and fs.is_remote(v)}
+    return replace(spec, **local) if local else spec
+
+
 def _load(spec: EngineSpec) -> Engine:
     try:
+        spec = _local_model(spec)
         if spec.engine == "transformers":
             from .hf import TransformersEngine
 
@@ -256,13 +270,16 @@ def load_tokenizer(spec: EngineSpec):
     name = spec.tokenizer or spec.model
     key = (spec.engine, name)
     if key not in _TOKENIZERS:
+        from refinery.udfs import fs
+
+        source = fs.local_copy(name) if fs.is_remote(name) else name
         try:
             from transformers import AutoTokenizer
         except ImportError as err:
             raise EngineLoadError(f"llm.engine {spec.engine}: chunking needs the model's tokenizer ({name}); "
                                   "install refinery[llm] (transformers) on the cluster") from err
         try:
-            _TOKENIZERS[key] = AutoTokenizer.from_pretrained(name)
+            _TOKENIZERS[key] = AutoTokenizer.from_pretrained(source)
         except Exception as err:  # noqa: BLE001
             raise EngineLoadError(f"llm.tokenizer: cannot load tokenizer {name!r}: {type(err).__name__}: {err}") \
                 from err

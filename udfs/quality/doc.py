@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from refinery.udfs import fs
 from refinery.udfs.quality.c4 import c4_filtered_lines
 from refinery.udfs.quality.classifier import fasttext_scores, hf_scores, load_fasttext, load_hf
 from refinery.udfs.quality.fineweb import anonymize_pii
@@ -34,9 +35,10 @@ class Classifier:
     device: str = "cpu"
 
     def scores(self, texts: list[str]) -> list[float | None]:
+        path = fs.local_copy(self.path)  # a URI is copied to this node once (the loaders need a local file)
         if self.kind == "fasttext":
-            return fasttext_scores(load_fasttext(self.path), texts, self.label, self.max_chars)
-        model = load_hf(self.path, self.label, self.device)
+            return fasttext_scores(load_fasttext(path), texts, self.label, self.max_chars)
+        model = load_hf(path, self.label, self.device)
         return hf_scores(model, texts, self.batch_size, self.max_length, self.max_chars)
 
 
@@ -47,6 +49,7 @@ class QualitySettings:
     c4_line_filter: bool = False
     classifiers: tuple[Classifier, ...] = field(default_factory=tuple)
     primary: str | None = None
+    fs_options: dict[str, Any] = field(default_factory=dict)  # storage.fs_options, for classifier URIs
 
 
 def quality_rows(doc_ids: list[str], texts: list[str], settings: QualitySettings) -> list[dict[str, Any]]:

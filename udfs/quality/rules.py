@@ -7,6 +7,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from refinery.udfs import fs
 from refinery.udfs.quality.c4 import C4LineSettings, c4_signals
 from refinery.udfs.quality.fineweb import fineweb_signals
 from refinery.udfs.quality.gopher import (
@@ -121,7 +122,7 @@ def load_filter_thresholds(path: str | Path | None = None) -> dict[str, Any]:
 
     thresholds = copy.deepcopy(_default_thresholds())
     if path is not None:
-        overrides = yaml.safe_load(Path(path).read_text()) or {}
+        overrides = yaml.safe_load(fs.read_text(str(path))) or {}  # a local path or a URI
         if not isinstance(overrides, dict):
             raise ValueError(f"{path}: expected a mapping of filters ({', '.join(RULE_SIGNALS)})")
         _merge(thresholds, overrides)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from refinery.udfs import fs
 from refinery.udfs.llm import EngineSpec, Generation, Sampling, get_engine, loads_of
 from refinery.udfs.llm.base import Messages, counter_of, load_tokenizer
 from refinery.udfs.llm.templates import render_ids
@@ -68,9 +69,9 @@ def load_teacher_prompts(path: str | Path | None = None) -> RefinePrompts:
         text = resources.files("refinery.conf").joinpath("prompts", "refine", "teacher.yaml").read_text()
     else:
         source = str(path)
-        if not Path(path).is_file():
+        if not fs.exists(str(path)):  # a local path or a URI (s3://...)
             raise PromptError(f"refine prompt file {source}: not found")
-        text = Path(path).read_text()
+        text = fs.read_text(str(path))
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:

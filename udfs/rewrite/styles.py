@@ -12,6 +12,8 @@ import xxhash
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from refinery.udfs import fs
+
 CountTokens = Callable[[list[str]], list[int]]
 _SENTENCE_END = re.compile(r"(?<=[.!?…。])\s+")
 
@@ -95,9 +97,9 @@ def load_styles(files: Sequence[str | Path] | None = None) -> dict[str, Style]:
     else:
         sources = []
         for f in files:
-            if not Path(f).is_file():
+            if not fs.exists(str(f)):  # a local path or a URI (s3://...)
                 raise StyleError(f"style file {f}: not found")
-            sources.append((str(f), Path(f).read_text()))
+            sources.append((str(f), fs.read_text(str(f))))
     styles: dict[str, Style] = {}
     for source, text in sources:
         for style in _parse_file(source, text):
