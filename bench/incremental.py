@@ -1,7 +1,8 @@
 """Incremental runs: ingest -> decontaminate -> quality -> dedup from empty, then again after a WARC of 1% new pages.
 
 Input: Reuters-21578 stories rendered as news pages (bench/_warcs.py), every 100th story held back, in 4 WARCs,
-plus the gold pages' WARC; then one WARC of the held-back stories (1% new documents). Each stage is timed by its
+plus the gold pages' WARC; then one WARC of the held-back stories (1% new documents). `--copies N` renders every
+story N times with small edits (near duplicates), for N times the documents. Each stage is timed by its
 RunRecord (JVM start-up excluded; validation and MERGEs included), all in one Spark session per code version.
 
 Printed per stage: the first run's seconds, the second run's seconds and their ratio (target <= 10%), and the
@@ -9,7 +10,7 @@ first run of today's main on the same input, run from a `git worktree` of that c
 branch's first run not slower by more than 10%). The benchmark-index cache lives under the lake root, so each first
 run builds it and each second run reuses it (as a scheduled run on one lake does).
 
-Run:  .venv/bin/python bench/incremental.py [--main-commit d17b68c] [--set key=value ...]
+Run:  .venv/bin/python bench/incremental.py [--copies 3] [--main-commit 4c473e0] [--set key=value ...]
 Writes bench/out/incremental.json.
 """
 
@@ -86,7 +87,10 @@ def main() -> None:
     parser.add_argument("--lake")
     parser.add_argument("--inputs")
     parser.add_argument("--settings", default="[]")
-    parser.add_argument("--main-commit", default="d17b68c", help="today's main, for the first-run comparison")
+    parser.add_argument("--main-commit", default="4c473e0",
+                        help="main before the stage engine v2, for the first-run comparison")
+    parser.add_argument("--copies", type=int, default=1,
+                        help="copies of the stories with small edits (1: 20,336 documents; 3: 59,772)")
     parser.add_argument("--set", action="append", default=[], dest="overrides")
     args = parser.parse_args()
     if args.worker:
@@ -99,8 +103,9 @@ def main() -> None:
     load = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-incremental-") as tmp:
         folder = Path(tmp)
-        base = write_reuters_warcs(folder / "base", files=4, skip_every=100)
-        added = write_reuters_warcs(folder / "added", files=1, only_every=100, prefix="reuters-new")
+        base = write_reuters_warcs(folder / "base", files=4, copies=args.copies, skip_every=100)
+        added = write_reuters_warcs(folder / "added", files=1, copies=args.copies, only_every=100,
+                                    prefix="reuters-new")
         first_glob = ",".join(str(p) for p in [*base, gold_warc()])
         second_glob = first_glob + "," + ",".join(str(p) for p in added)
         ours = _run(REPO, None, folder / "lake-branch", [first_glob, second_glob], settings)
@@ -120,11 +125,12 @@ def main() -> None:
     rows.append(["all four", "", total[0], "", total[1], f"{total[1] / total[0]:.1%}", total[2],
                  f"{total[0] / total[2] - 1:+.1%}"])
     print(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs; "
-          f"settings: {' '.join(settings)}")
+          f"copies: {args.copies}; settings: {' '.join(settings)}")
     print(markdown_table(["stage", "1st rows in", "1st run s", "2nd rows in", "2nd run s", "2nd/1st",
                           f"main {args.main_commit} 1st s", "1st vs main"], rows))
-    write_json("incremental", {"load_average": load, "settings": settings, "branch": ours, "main": peer,
-                               "main_commit": args.main_commit, "versions": versions("pyspark", "delta-spark")})
+    write_json("incremental", {"load_average": load, "copies": args.copies, "settings": settings, "branch": ours,
+                               "main": peer, "main_commit": args.main_commit,
+                               "versions": versions("pyspark", "delta-spark")})
 
 
 if __name__ == "__main__":

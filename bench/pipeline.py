@@ -182,7 +182,7 @@ def _datatrove_index(folder: Path, n: int) -> int:
     from datatrove.utils.typeshelper import Languages
     from datatrove.utils.word_tokenizers import load_word_tokenizer
 
-    from refinery.jobs.benchmark_index import benchmark_files
+    from refinery.jobs.benchmark_index import benchmark_files, resolve
     from refinery.jobs.config import load_benchmarks
     from refinery.udfs.decontaminate.benchmarks import choice_variants, item_text
 
@@ -192,7 +192,8 @@ def _datatrove_index(folder: Path, n: int) -> int:
                               hash_func=create_hash_func(config.hash_config))
     indexer.compute_hashes = partial(NGramsDecontIndexer.compute_hashes, indexer)
     hashes: dict[str, set[int]] = {}
-    for spec, path in benchmark_files(load_benchmarks(None)):
+    for spec, location in benchmark_files(load_benchmarks(None)):
+        path = resolve(location)  # the shipped files are named `shipped:data/benchmarks/...`
         with gzip.open(path, "rt", encoding="utf-8") if path.endswith(".gz") else open(path) as fh:
             for line in fh:
                 record = json.loads(line)

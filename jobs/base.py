@@ -20,7 +20,7 @@ from refinery.schemas.tables import RUNS, TABLES
 
 from .config import PipelineConfig
 from .describe import job_step
-from .ledger import commit_tag, committed_version, kill_point, lake_lock
+from .ledger import commit_tag, committed_version, forget_stage_runs, kill_point, lake_lock, stage_runs
 from .redact import redact
 from .session import default_parallelism
 from .staging import Staging
@@ -53,6 +53,7 @@ class RunRecord:
     validation: str = "skipped"
     error: str | None = None
     settings_digest: str | None = None
+    parallelism: int | None = None  # the session's, measured once per run (a Spark job) for both ledger writes
 
     @property
     def seconds(self) -> float:
@@ -121,10 +122,7 @@ class StageContext:
         watermark); a run with other settings that wrote anything in between voids it (it may have replaced rows)."""
         if not self.lake.exists(RUNS.name):
             return None
-        runs = (self.lake.read(RUNS.name).where(F.col("stage") == self.run.stage)
-                .select("status", "settings_digest", "input_versions", "output_versions")
-                .orderBy(F.col("started_at").desc()).limit(1000).collect())
-        for run in runs:
+        for run in stage_runs(self.lake, self.run.stage):
             if run.settings_digest != digest:
                 if run.output_versions:
                     return None
@@ -221,11 +219,13 @@ def run_stage(stage: Stage, spark: SparkSession, config: PipelineConfig, show_pr
 
 def _write_run(ctx: StageContext, config: PipelineConfig) -> None:
     run = ctx.run
+    if run.parallelism is None:
+        run.parallelism = default_parallelism(ctx.spark)
     row = (
         run.run_id, run.stage, run.status, run.started_at, run.ended_at, run.input_versions,
         run.output_versions, run.rows_in, run.rows_out, dict(run.counters), run.rows_out / run.seconds,
         run.validation, run.error, json.dumps(redact(config.model_dump(mode="json")), sort_keys=True),
-        default_parallelism(ctx.spark), run.settings_digest,
+        run.parallelism, run.settings_digest,
     )
     # The final row is validated, on the driver's one row: no Spark job (jobs/validate.py)
     if config.validation.enabled and run.status != "running":
@@ -235,6 +235,8 @@ def _write_run(ctx: StageContext, config: PipelineConfig) -> None:
     if run.status == "running":  # a fresh run_id: a blind append, cheaper than a MERGE
         ctx.lake.append(RUNS.name, df)
         return
-    # MERGE on run_id: the `running` row is replaced by the completed one, and a replayed write is a no-op.
-    ctx.lake.merge(RUNS.name, df, update_matched=True)
+    # MERGE on run_id: the `running` row is replaced by the completed one, and a replayed write is a no-op. The
+    # literal run_id lets Delta read only the file holding that row, not every run the ledger ever recorded.
+    ctx.lake.merge(RUNS.name, df, update_matched=True, target_where=f"t.run_id = '{run.run_id}'")
+    forget_stage_runs(ctx.lake, run.stage)
 

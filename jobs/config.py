@@ -146,6 +146,9 @@ class DedupConfig(_Section):
     max_bucket_size: int = Field(10_000, ge=2)  # larger LSH buckets are salted into sub-buckets of about this size
     pair_bucket_size: int = Field(16, ge=0)     # LSH buckets up to this size link (and verify) every member pair
     max_iterations: int = Field(50, ge=1)       # connected-components rounds before the run fails
+    # Components of a graph with at most this many edges are found on the driver in one step (union-find; the
+    # driver holds the edges: ~100 MB at 500k); larger graphs take the distributed rounds. 0: always distributed.
+    driver_components_max_edges: int = Field(200_000, ge=0)
     quality_table: str = "quality"
     keeper_score_column: str = "quality_score"  # higher is better; used when the quality table has it
 class SamplingConfig(_Section):

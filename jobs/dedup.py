@@ -38,13 +38,15 @@ class DedupStage:
     def execute(self, ctx: StageContext) -> None:
         cfg = ctx.config.dedup
         done = ctx.read(DUPLICATES.name)
-        digest = xxhash.xxh3_64_hexdigest(json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode())
+        # Where components are computed changes no result, so it is not part of what a watermark depends on.
+        settings = cfg.model_dump(mode="json", exclude={"driver_components_max_edges"})
+        digest = xxhash.xxh3_64_hexdigest(json.dumps(settings, sort_keys=True).encode())
         new_docs = ctx.changes(DOCUMENTS.name, digest).select("doc_id", "text", "text_hash").join(
             done.select("doc_id"), "doc_id", "left_anti")
         # Staged, not cached: the plan reads `duplicates`, which this stage writes (see decontaminate); a killed
         # run's signatures are reused by the next (same settings and documents version).
         new_bands, resumed = ctx.staging.snapshot("bands", signature_bands(new_docs, cfg),
-                                                  ctx.staging_key(cfg.model_dump(mode="json")))
+                                                  ctx.staging_key(settings))
         seen = new_bands.agg(F.count_distinct("doc_id").alias("docs"),
                              F.count_distinct(F.when(F.col("band") >= 0, F.col("doc_id"))).alias("shingled")).first()
         ctx.run.rows_in = seen["docs"]
@@ -71,8 +73,8 @@ class DedupStage:
             # Rounds alternate between two staging tables: a round never overwrites the one it reads.
             components, rounds = connected_components(
                 edges.select("src", "dst"), cfg.max_iterations,
-                lambda i, df: ctx.staging.cut(f"components_{i % 2}", df))
-            ctx.count("components_rounds", rounds)
+                lambda i, df: ctx.staging.cut(f"components_{i % 2}", df), cfg.driver_components_max_edges)
+            ctx.count("components_rounds", rounds)  # 0: a small graph, solved on the driver
             rows = ctx.staging.cut("rows", self._assign(ctx, cfg, region, components))
             self._count(ctx, rows)
             # Both suites pass before either table changes; the bands go first and `duplicates` (the "done"

@@ -19,6 +19,7 @@ import uuid
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
+from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 from refinery.schemas.tables import LOCKS, RUNS
@@ -29,6 +30,9 @@ from .storage import Lakehouse, sql_merge
 log = logging.getLogger("refinery")
 LOCK_KEY = "lake"
 _held: dict[str, _Lock] = {}  # lake root -> this process's lock, so nested runs (pipeline → stage) re-enter
+# lake root -> stage -> its newest ledger rows, read once per lock hold (see stage_runs)
+_ledgers: dict[str, dict[str, list]] = {}
+_LEDGER_ROWS = 1000  # per stage: how far back a watermark is looked for
 
 
 class LakeBusy(RuntimeError):
@@ -174,7 +178,33 @@ def lake_lock(lake: Lakehouse, config: PipelineConfig, stage: str):
         lock.depth -= 1
         if lock.depth == 0:
             _held.pop(lake.root, None)
+            _ledgers.pop(lake.root, None)
             lock.release()
+
+
+def stage_runs(lake: Lakehouse, stage: str) -> list:
+    """The stage's newest ledger rows (status, settings_digest, input_versions, output_versions), newest first.
+
+    While this process holds the lake lock, one read serves every stage of the pipeline (a read of `runs` costs
+    a second or more, a stage's fixed cost): nobody else writes, and a stage's rows change only by its own run,
+    which reads them before it completes and then forgets them (forget_stage_runs)."""
+    held = lake.root in _held
+    if held and lake.root in _ledgers:
+        return _ledgers[lake.root].get(stage, [])
+    newest = F.row_number().over(Window.partitionBy("stage").orderBy(F.col("started_at").desc()))
+    rows = (lake.read(RUNS.name).withColumn("_n", newest).where(F.col("_n") <= _LEDGER_ROWS).orderBy("_n")
+            .select("stage", "status", "settings_digest", "input_versions", "output_versions").collect())
+    by_stage: dict[str, list] = {}
+    for row in rows:
+        by_stage.setdefault(row.stage, []).append(row)
+    if held:
+        _ledgers[lake.root] = by_stage
+    return by_stage.get(stage, [])
+
+
+def forget_stage_runs(lake: Lakehouse, stage: str) -> None:
+    """A stage's run completed: its ledger rows changed, so the next read of them goes to the table."""
+    _ledgers.get(lake.root, {}).pop(stage, None)
 
 
 def mark_abandoned(lake: Lakehouse) -> int:

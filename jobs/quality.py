@@ -61,11 +61,11 @@ class QualityStage:
             return
         rows = (scored.withColumn("quality_bucket", F.lit(None).cast("int"))
                 .withColumn("settings_hash", F.lit(settings_hash)).withColumn("run_id", F.lit(ctx.run.run_id)))
+        rows = rows.select(*QUALITY.schema.fieldNames())
         if settings.primary and cfg.bucket.enabled:
-            rows = self._with_buckets(ctx, rows, settings_hash, cfg.bucket.buckets)
-        # Frozen before the commit rewrites the table the re-bucketed rows are read from; keyed by run, never resumed.
-        rows = ctx.staging.cut("rows", rows.select(*QUALITY.schema.fieldNames()))
-        if settings.primary and cfg.bucket.enabled:
+            # Frozen before the commit rewrites the table the re-bucketed rows are read from; keyed by run, never
+            # resumed. Without buckets the rows come from staging alone, which the commit does not touch.
+            rows = ctx.staging.cut("rows", self._with_buckets(ctx, rows, settings_hash, cfg.bucket.buckets))
             ctx.count("rebucketed_earlier_docs", rows.where(F.col("run_id") != ctx.run.run_id).count())
         self._count(ctx, rows)
         suite = {"buckets": cfg.bucket.buckets if settings.primary and cfg.bucket.enabled else None,

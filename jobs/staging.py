@@ -83,7 +83,8 @@ class Staging:
         # Otherwise plain Parquet: read back, it has the schema a Delta write would give (top-level nullable),
         # without a transaction log, statistics or a commit per cut (dedup cuts once per components round).
         df.write.mode("overwrite").parquet(path)
-        return self.lake.spark.read.parquet(path)
+        # The schema given: Spark would otherwise run a job to read it back from the files' footers.
+        return self.lake.spark.read.schema(df.schema).parquet(path)
 
     def _cut_root(self) -> str:
         return self.lake.path(f"_staging/{self.run_id}")

@@ -160,10 +160,14 @@ class Lakehouse:
         return int(self.spark.sql(f"DESCRIBE HISTORY {self.qualified(name)} LIMIT 1").select("version").first()[0])
 
     def merge(self, name: str, source: DataFrame, update_matched: bool = False,
-              delete_unmatched_where: str | None = None) -> dict[str, int]:
+              delete_unmatched_where: str | None = None, target_where: str | None = None) -> dict[str, int]:
         """MERGE on the table's key: insert new keys, optionally update matched ones and delete target rows
-        (matching `delete_unmatched_where`) that the source lacks; all in one atomic commit. Returns metrics."""
+        (matching `delete_unmatched_where`) that the source lacks; all in one atomic commit. Returns metrics.
+        `target_where` (on `t.`, with literals) narrows the target rows the source can match, so Delta skips
+        the files whose statistics rule them out instead of joining the source against the whole table."""
         on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in TABLES[name].key)
+        if target_where:
+            on = f"{on} AND ({target_where})"
         clauses = ["WHEN MATCHED THEN UPDATE SET *"] if update_matched else []
         clauses.append("WHEN NOT MATCHED THEN INSERT *")
         if delete_unmatched_where:

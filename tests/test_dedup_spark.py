@@ -136,7 +136,7 @@ def test_one_document_per_cluster_is_kept_the_earliest_fetched(one_batch, docs):
     assert c["keeper_by_quality_score"] == 0 and c["docs_new"] == len(docs) == record.rows_out
     assert c["dropped_exact_duplicate"] >= 3 and c["dropped_near_duplicate"] >= 10
     assert c["shared_buckets"] > 0 and c["verified_edges"] > 0 and c["rejected_edges"] >= 0
-    assert c["giant_buckets"] == 0 and c["components_rounds"] >= 1
+    assert c["giant_buckets"] == 0 and c["components_rounds"] == 0  # a small graph: solved on the driver
 
 
 def test_rerun_processes_nothing(one_batch, spark):
@@ -148,14 +148,17 @@ def test_rerun_processes_nothing(one_batch, spark):
 
 
 def test_same_clusters_and_keepers_under_shuffled_partitioning(one_batch, spark, docs, tmp_path):
+    # ... and with the distributed components rounds instead of the driver's union-find
     _, lake, _ = one_batch
     shuffled = docs[:]
     random.Random(3).shuffle(shuffled)
-    config, other = _lake(spark, tmp_path / "lake", shuffled, "spark.shuffle_partitions=5", partitions=7)
+    config, other = _lake(spark, tmp_path / "lake", shuffled, "spark.shuffle_partitions=5",
+                          "dedup.driver_components_max_edges=0", partitions=7)
     spark.conf.set("spark.sql.shuffle.partitions", "5")
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "17")
     try:
-        assert run_stage(DedupStage(), spark, config).status == "succeeded"
+        record = run_stage(DedupStage(), spark, config)
+        assert record.status == "succeeded" and record.counters["components_rounds"] >= 1
     finally:
         spark.conf.set("spark.sql.shuffle.partitions", "2")
         spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
@@ -204,12 +207,17 @@ def test_keeper_prefers_the_highest_quality_score(one_batch, spark, docs, tmp_pa
     assert all(result[f][8] == 0.9 for f in favourite)
 
 
-def test_connected_components_match_union_find(spark):
+@pytest.mark.parametrize("driver_max_edges", [0, 280, 1000])
+def test_connected_components_match_union_find(spark, driver_max_edges):
+    # 0: the distributed rounds; 280 edges: one short of the graph's 281, so still rounds; 1000: on the driver.
     rng = random.Random(1)
     nodes = [f"n{i:03d}" for i in range(300)]
     edges = [(rng.choice(nodes), rng.choice(nodes)) for _ in range(220)]  # many small trees and chains
     edges += [(nodes[i], nodes[i + 1]) for i in range(100, 160)]  # one long path
-    result, rounds = connected_components(spark.createDataFrame(edges, "src string, dst string"))
+    edges += [(nodes[7], nodes[7])]  # a self-loop alone adds no node
+    result, rounds = connected_components(spark.createDataFrame(edges, "src string, dst string"),
+                                          driver_max_edges=driver_max_edges)
+    assert (rounds == 0) == (driver_max_edges >= len(edges))
     got = {r.node: r.component for r in result.collect()}
     parent = {n: n for n in nodes}
 
@@ -223,6 +231,14 @@ def test_connected_components_match_union_find(spark):
         parent[max(ra, rb)] = min(ra, rb)
     expected = {n: root(n) for a, b in edges if a != b for n in (a, b)}  # self-loops alone add no node
     assert got == expected and rounds < 20
+    assert result.count() == len(got)  # one row per node
+
+
+def test_connected_components_of_no_edges_on_the_driver(spark):
+    edges = spark.createDataFrame([], "src string, dst string")
+    result, rounds = connected_components(edges, driver_max_edges=10)
+    assert rounds == 0 and result.collect() == []
+    assert result.schema.simpleString() == "struct<node:string,component:string>"
 
 
 def _groups(cluster: dict[str, str]) -> dict[str, list[str]]:
