@@ -59,7 +59,7 @@ class DecontaminateStage:
             with ctx.step("scan"), spark_progress(ctx.spark, "decontaminate: scanning documents", ctx.show_progress):
                 # Staged, not cached: the scan's plan reads `contamination`, and Delta re-computes cached plans
                 # of a table it writes; a killed run's scan is reused by the next (same set, same documents).
-                scanned, resumed = ctx.staging.snapshot("scan", scan(docs, index.bloom, index.lengths),
+                scanned, resumed = ctx.staging.snapshot("scan", scan(ctx.spread(docs), index.bloom, index.lengths),
                                                         ctx.staging_key(set_hash))
                 ctx.run.rows_in = scanned.count()
             ctx.count("docs_scanned", ctx.run.rows_in)

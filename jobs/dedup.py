@@ -45,7 +45,7 @@ class DedupStage:
             done.select("doc_id"), "doc_id", "left_anti")
         # Staged, not cached: the plan reads `duplicates`, which this stage writes (see decontaminate); a killed
         # run's signatures are reused by the next (same settings and documents version).
-        new_bands, resumed = ctx.staging.snapshot("bands", signature_bands(new_docs, cfg),
+        new_bands, resumed = ctx.staging.snapshot("bands", signature_bands(ctx.spread(new_docs), cfg),
                                                   ctx.staging_key(settings))
         seen = new_bands.agg(F.count_distinct("doc_id").alias("docs"),
                              F.count_distinct(F.when(F.col("band") >= 0, F.col("doc_id"))).alias("shingled")).first()

@@ -50,7 +50,8 @@ class QualityStage:
             # Staged, not cached: Delta re-computes cached plans of a table after it is written, and a killed
             # run's scores are reused by the next (same settings and documents version).
             scored, resumed = ctx.staging.snapshot(
-                "scored", score(docs.join(done, "doc_id", "left_anti"), settings), ctx.staging_key(settings_hash))
+                "scored", score(ctx.spread(docs.join(done, "doc_id", "left_anti")), settings),
+                ctx.staging_key(settings_hash))
             ctx.run.rows_in = scored.count()
         if resumed:
             ctx.count("resumed_rows", ctx.run.rows_in)
