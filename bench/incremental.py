@@ -128,7 +128,7 @@ def main() -> None:
           f"copies: {args.copies}; settings: {' '.join(settings)}")
     print(markdown_table(["stage", "1st rows in", "1st run s", "2nd rows in", "2nd run s", "2nd/1st",
                           f"main {args.main_commit} 1st s", "1st vs main"], rows))
-    write_json("incremental", {"load_average": load, "copies": args.copies, "settings": settings, "branch": ours,
+    write_json("incremental.json", {"load_average": load, "copies": args.copies, "settings": settings, "branch": ours,
                                "main": peer, "main_commit": args.main_commit,
                                "versions": versions("pyspark", "delta-spark")})
 
