@@ -136,9 +136,14 @@ class StageContext:
         compacted by OPTIMIZE) is a few large files, read as a few partitions: without this, 20,000 documents
         in two files are scored by two tasks, and a straggler leaves a core idle. Rows are independent, so only the
         grouping changes, never a result; the shuffle moves the text once, small beside the UDF's work on it."""
+        return df.repartition(4 * self.parallelism)
+
+    @property
+    def parallelism(self) -> int:
+        """The session's parallelism, measured once per run (a Spark job): the ledger rows and spread use it."""
         if self.run.parallelism is None:
             self.run.parallelism = default_parallelism(self.spark)
-        return df.repartition(4 * self.run.parallelism)
+        return self.run.parallelism
 
     def step(self, name: str):
         """Name the Spark jobs started inside (`with ctx.step("scan"):`): Spark UI description and job tag."""
@@ -228,13 +233,11 @@ def run_stage(stage: Stage, spark: SparkSession, config: PipelineConfig, show_pr
 
 def _write_run(ctx: StageContext, config: PipelineConfig) -> None:
     run = ctx.run
-    if run.parallelism is None:
-        run.parallelism = default_parallelism(ctx.spark)
     row = (
         run.run_id, run.stage, run.status, run.started_at, run.ended_at, run.input_versions,
         run.output_versions, run.rows_in, run.rows_out, dict(run.counters), run.rows_out / run.seconds,
         run.validation, run.error, json.dumps(redact(config.model_dump(mode="json")), sort_keys=True),
-        run.parallelism, run.settings_digest,
+        ctx.parallelism, run.settings_digest,
     )
     # The final row is validated, on the driver's one row: no Spark job (jobs/validate.py)
     if config.validation.enabled and run.status != "running":
