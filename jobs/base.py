@@ -71,6 +71,9 @@ class StageContext:
     outputs: tuple[str, ...] = ()
 
     _staging: Staging | None = None
+    # One DataFrame per pinned table: Delta resolves a `versionAsOf` read to a snapshot each time it is asked,
+    # and rebuilding a snapshot's file list is a few Spark jobs; the same DataFrame reuses the resolved one.
+    _reads: dict[str, DataFrame] = field(default_factory=dict)
 
     @property
     def staging(self) -> Staging:
@@ -87,10 +90,15 @@ class StageContext:
     def read(self, table: str) -> DataFrame:
         """The table at the version this run pinned (and the ledger records): later commits, ours included, do
         not show. A table that is not among the stage's inputs is pinned on its first read."""
+        if table in self._reads:
+            return self._reads[table]
         version = self.run.input_versions.get(table)
         if version is None and (version := self.lake.version(table)) is not None:
             self.run.input_versions[table] = version
-        return self.lake.read(table, version)
+        df = self.lake.read(table, version)
+        if version is not None:  # a table read before it exists is read again once it does
+            self._reads[table] = df
+        return df
 
     def changes(self, table: str, settings_digest: str) -> DataFrame:
         """The rows of `table` this stage has not processed with these settings: those inserted or updated after
@@ -162,10 +170,18 @@ class StageContext:
     def merge(self, table: str, df: DataFrame, update_matched: bool = False,
               delete_unmatched_where: str | None = None) -> dict[str, int]:
         """MERGE an already validated DataFrame and record the version this commit made in the ledger."""
+        return self._write(table, "merge", lambda: self.lake.merge(
+            table, df, update_matched=update_matched, delete_unmatched_where=delete_unmatched_where))
+
+    def append(self, table: str, df: DataFrame) -> None:
+        """Blind append of an already validated DataFrame whose keys the caller knows are not in the table yet
+        (a MERGE would scan the whole table to find that out); records the version like merge."""
+        self._write(table, "append", lambda: self.lake.append(table, df))
+
+    def _write(self, table: str, verb: str, write):
         kill_point(f"merge.before:{table}")
-        with self.step(f"merge {table}"):
-            metrics = self.lake.merge(table, df, update_matched=update_matched,
-                                      delete_unmatched_where=delete_unmatched_where)
+        with self.step(f"{verb} {table}"):
+            metrics = write()
         kill_point(f"merge.after:{table}")
         version = committed_version(self.lake, table, self.run.run_id)
         if version is not None:  # None: the MERGE changed nothing, so Delta made no commit
@@ -178,7 +194,8 @@ class StageContext:
             return
         try:
             with self.step(f"validate {table}"):
-                validate(table, df, suite_settings, self.config.validation.sample_values)
+                validate(table, df, suite_settings, self.config.validation.sample_values,
+                         self.config.validation.driver_rows)
         except ValidationFailed:
             self.run.validation = "failed"
             raise

@@ -57,6 +57,8 @@ class SparkConfig(_Section):
 class ValidationConfig(_Section):
     enabled: bool = True
     sample_values: int = Field(5, ge=0)
+    # Frames up to this many rows are validated on the driver as pandas (0: always on Spark).
+    driver_rows: int = Field(10_000, ge=0)
 
 
 class IngestConfig(_Section):

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import ArrayType, LongType, StringType, StructField, StructType
@@ -61,12 +61,16 @@ class DecontaminateStage:
                 # of a table it writes; a killed run's scan is reused by the next (same set, same documents).
                 scanned, resumed = ctx.staging.snapshot("scan", scan(ctx.spread(docs), index.bloom, index.lengths),
                                                         ctx.staging_key(set_hash))
-                ctx.run.rows_in = scanned.count()
+                seen = scanned.agg(F.count("*").alias("docs"), F.sum("ngrams_checked").alias("checked"),
+                                   F.sum(F.size("candidates")).alias("candidates")).first()
+                ctx.run.rows_in = seen["docs"]
             ctx.count("docs_scanned", ctx.run.rows_in)
             if resumed:
                 ctx.count("resumed_rows", ctx.run.rows_in)
             kill_point("decontaminate.scanned")
-            if ctx.run.rows_in:
+            if ctx.run.rows_in and not seen["candidates"]:
+                self._commit_clean(ctx, cfg, set_hash, scanned, seen["checked"])
+            elif ctx.run.rows_in:
                 self._verify_and_commit(ctx, cfg, index, set_hash, scanned, [e.name for e in entries])
             ctx.staging.drop("scan")
         finally:
@@ -93,22 +97,9 @@ class DecontaminateStage:
             ctx.count("ignored_frequent_ngrams", frequent.count())
             matches = matches.join(frequent.select("ngram_hash"), "ngram_hash", "left_anti")
         per_doc = self._per_doc(matches, cfg)
-        contamination = (
-            scanned.select("doc_id", "ngrams_checked", F.size("candidates").cast("long").alias("bloom_candidates"))
-            .join(per_doc, "doc_id", "left")
-            .select(
-                "doc_id",
-                (F.coalesce("policy_ngrams", F.lit(0)) >= cfg.policy.min_matched_ngrams).alias("contaminated"),
-                F.coalesce("matched_ngrams", F.lit(0)).alias("matched_ngrams"),
-                F.coalesce("matched_items", F.lit(0)).alias("matched_items"),
-                F.coalesce("matched_benchmarks", F.array().cast("array<string>")).alias("matched_benchmarks"),
-                "ngrams_checked", "bloom_candidates",
-            )
-        )
-        contamination = self._clean(ctx, cfg, index, contamination, matches)
-        contamination = (contamination.withColumn("benchmark_set_hash", F.lit(set_hash))
-                         .withColumn("run_id", F.lit(ctx.run.run_id))
-                         .select(*CONTAMINATION.schema.fieldNames()))
+        checked = scanned.select("doc_id", "ngrams_checked",
+                                 F.size("candidates").cast("long").alias("bloom_candidates"))
+        contamination = self._clean(ctx, cfg, index, self._rows(ctx, cfg, checked, set_hash, per_doc), matches)
         self._count(ctx, candidates, verified, contamination)
         detail = self._detail(matches, cfg, set_hash, ctx.run.run_id).persist(StorageLevel.MEMORY_AND_DISK)
         contamination = contamination.persist(StorageLevel.MEMORY_AND_DISK)
@@ -125,6 +116,48 @@ class DecontaminateStage:
         finally:
             for frame in (verified, detail, contamination):
                 frame.unpersist()
+
+    def _commit_clean(self, ctx: StageContext, cfg: DecontaminateConfig, set_hash: str, scanned: DataFrame,
+                      checked: int) -> None:
+        """No scanned document has a Bloom candidate (the usual new batch): every row is clean, with nothing to
+        verify, count per n-gram or cut out. Old matches of another benchmark set are still deleted (the
+        set changed and nothing matched the new one); none of this set's can be (no document was re-scanned
+        that had any)."""
+        contamination = self._rows(ctx, cfg, scanned.select("doc_id", "ngrams_checked",
+                                                             F.lit(0).cast("long").alias("bloom_candidates")),
+                                   set_hash, clean_as=F.lit("kept") if cfg.clean else None)
+        for name in ("bloom_candidates", "bloom_false_positives", "verified_matches", "contaminated_docs",
+                     "dropped_by_cleaning"):
+            ctx.count(name, 0)
+        ctx.count("ngrams_checked", checked or 0)
+        ctx.validate(CONTAMINATION.name, contamination)
+        stale = ctx.read(CONTAMINATION_MATCHES.name).where(F.col("benchmark_set_hash") != set_hash)
+        if not stale.isEmpty():
+            ctx.merge(CONTAMINATION_MATCHES.name, ctx.spark.createDataFrame([], CONTAMINATION_MATCHES.schema),
+                      delete_unmatched_where=f"t.benchmark_set_hash <> '{set_hash}'")
+        written = ctx.merge(CONTAMINATION.name, contamination, update_matched=True)
+        ctx.run.rows_out = written.get("num_inserted_rows", 0) + written.get("num_updated_rows", 0)
+
+    @staticmethod
+    def _rows(ctx: StageContext, cfg: DecontaminateConfig, checked: DataFrame, set_hash: str,
+              per_doc: DataFrame | None = None, clean_as: Column | None = None) -> DataFrame:
+        """`contamination` rows from (doc_id, ngrams_checked, bloom_candidates) and the verified matches per
+        document (none: all clean); cleaning columns are null unless `clean_as` (or _clean later) sets them."""
+        rows = checked.join(per_doc, "doc_id", "left") if per_doc is not None else checked.select(
+            "*", *[F.lit(None).cast(t).alias(c) for c, t in (("policy_ngrams", "long"), ("matched_ngrams", "long"),
+                                                            ("matched_items", "long"),
+                                                            ("matched_benchmarks", "array<string>"))])
+        return rows.select(
+            "doc_id",
+            (F.coalesce("policy_ngrams", F.lit(0)) >= cfg.policy.min_matched_ngrams).alias("contaminated"),
+            F.coalesce("matched_ngrams", F.lit(0)).alias("matched_ngrams"),
+            F.coalesce("matched_items", F.lit(0)).alias("matched_items"),
+            F.coalesce("matched_benchmarks", F.array().cast("array<string>")).alias("matched_benchmarks"),
+            "ngrams_checked", "bloom_candidates",
+            (clean_as if clean_as is not None else F.lit(None)).cast("string").alias("cleaning"),
+            F.lit(None).cast("string").alias("cleaned_text"),
+            F.lit(set_hash).alias("benchmark_set_hash"), F.lit(ctx.run.run_id).alias("run_id"),
+        )
 
     def _doc_freq(self, ctx: StageContext, verified: DataFrame, scanned: DataFrame) -> DataFrame:
         """Documents per n-gram over the whole corpus: this run's matches plus earlier runs' still valid ones."""
@@ -146,13 +179,13 @@ class DecontaminateStage:
     def _clean(self, ctx: StageContext, cfg: DecontaminateConfig, index: BenchmarkIndex, contamination: DataFrame,
                matches: DataFrame) -> DataFrame:
         if not cfg.clean:
-            return contamination.withColumn("cleaning", F.lit(None).cast("string")).withColumn(
-                "cleaned_text", F.lit(None).cast("string"))
+            return contamination
         hits = matches.groupBy("doc_id").agg(F.collect_set("ngram_hash").alias("hashes"))
         dirty = ctx.read(DOCUMENTS.name).select("doc_id", "text").join(hits, "doc_id")
         cleaned = clean(dirty, index.lengths, cfg)
-        return (contamination.join(cleaned, "doc_id", "left")
-                .withColumn("cleaning", F.coalesce("cleaning", F.lit("kept"))))
+        return (contamination.drop("cleaning", "cleaned_text").join(cleaned, "doc_id", "left")
+                .withColumn("cleaning", F.coalesce("cleaning", F.lit("kept")))
+                .select(*CONTAMINATION.schema.fieldNames()))
 
     @staticmethod
     def _detail(matches: DataFrame, cfg: DecontaminateConfig, set_hash: str, run_id: str) -> DataFrame:

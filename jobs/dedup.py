@@ -21,7 +21,7 @@ from refinery.jobs.base import StageContext
 from refinery.jobs.components import connected_components
 from refinery.jobs.config import DedupConfig
 from refinery.jobs.dedup_edges import candidate_edges, signature_bands, verify_edges
-from refinery.jobs.ledger import kill_point
+from refinery.jobs.ledger import kill_point, stage_runs
 from refinery.jobs.registry import stage
 from refinery.schemas.tables import DOCUMENTS, DUPLICATES, MINHASH_BANDS
 
@@ -81,7 +81,10 @@ class DedupStage:
             # marker) last, so a run killed in between recomputes those documents, whose bands are then unchanged.
             ctx.validate(MINHASH_BANDS.name, new_bands, {"bands": cfg.bands})
             ctx.validate(DUPLICATES.name, rows)
-            ctx.merge(MINHASH_BANDS.name, new_bands)
+            if _no_band_rows_left(ctx):
+                ctx.append(MINHASH_BANDS.name, new_bands)
+            else:
+                ctx.merge(MINHASH_BANDS.name, new_bands)
             written = ctx.merge(DUPLICATES.name, rows, update_matched=True)
             ctx.run.rows_out = written.get("num_inserted_rows", 0) + written.get("num_updated_rows", 0)
         finally:
@@ -140,6 +143,18 @@ class DedupStage:
             ctx.count(f"{'dropped' if reason.endswith('duplicate') else 'kept'}_{reason}", stats[reason] or 0)
         ctx.count("clusters", stats["kept"] or 0)  # one keeper per cluster of two or more
         ctx.count("largest_cluster", stats["largest"] or 0)
+
+def _no_band_rows_left(ctx: StageContext) -> bool:
+    """Whether nothing but succeeded dedup runs has committed to `minhash_bands` since the last of them wrote it:
+    then no new document has band rows yet (a run that committed its bands and then died before `duplicates`
+    left some, and this run's MERGE replaces them) and a blind append does, without scanning the table for keys."""
+    pinned = ctx.run.input_versions.get(MINHASH_BANDS.name)
+    for run in stage_runs(ctx.lake, ctx.run.stage):
+        written = (run.output_versions or {}).get(MINHASH_BANDS.name)
+        if run.status == "succeeded" and written is not None:
+            return written == pinned
+    return False
+
 
 def _reason() -> Column:
     return (F.when(F.col("cluster_size") == 1, "unique").when(F.col("rank") == 1, "kept")
