@@ -60,22 +60,27 @@ class DedupStage:
             return
         region, members = self._region(ctx, done, new_bands)
         edges = candidate_edges(members, cfg, ctx.count, ctx.staging.cut)
+        docs = ctx.read(DOCUMENTS.name).select("doc_id", "text", "text_hash", "fetch_time")
         if region is not None:
             # Closure: edges leave the region only through unchanged buckets, whose edges old clusters hold.
             edges = (edges.join(region.withColumnRenamed("doc_id", "src"), "src", "left_semi")
                      .join(region.withColumnRenamed("doc_id", "dst"), "dst", "left_semi"))
+            # Every document the Jaccard check and the keeper choice need is in the region: one scan of
+            # `documents` finds them all (the check and the rows would otherwise scan it twice).
+            docs = ctx.staging.cut("region_docs", docs.join(region, "doc_id", "left_semi"))
         else:
             region = new_bands.where("band = -1").select("doc_id")  # one row per new document
+            docs = docs.join(region, "doc_id", "left_semi")
         edges = edges.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             if cfg.verify:
-                edges = verify_edges(edges, ctx.read(DOCUMENTS.name), cfg, ctx.count, ctx.staging.cut)
+                edges = verify_edges(edges, docs, cfg, ctx.count, ctx.staging.cut)
             # Rounds alternate between two staging tables: a round never overwrites the one it reads.
             components, rounds = connected_components(
                 edges.select("src", "dst"), cfg.max_iterations,
                 lambda i, df: ctx.staging.cut(f"components_{i % 2}", df), cfg.driver_components_max_edges)
             ctx.count("components_rounds", rounds)  # 0: a small graph, solved on the driver
-            rows = ctx.staging.cut("rows", self._assign(ctx, cfg, region, components))
+            rows = ctx.staging.cut("rows", self._assign(ctx, cfg, docs, components))
             self._count(ctx, rows)
             # Both suites pass before either table changes; the bands go first and `duplicates` (the "done"
             # marker) last, so a run killed in between recomputes those documents, whose bands are then unchanged.
@@ -112,11 +117,10 @@ class DedupStage:
         return region, ctx.staging.cut("members", all_bands.join(buckets, _BUCKET, "left_semi"))
 
     @staticmethod
-    def _assign(ctx: StageContext, cfg: DedupConfig, region: DataFrame, components: DataFrame) -> DataFrame:
-        """The region's rows: cluster, sizes and the deterministic keeper (score, fetch time, doc_id)."""
-        docs = (ctx.read(DOCUMENTS.name).select("doc_id", "text_hash", "fetch_time")
-                .join(region, "doc_id", "left_semi"))
-        docs = docs.join(_scores(ctx, cfg), "doc_id", "left")
+    def _assign(ctx: StageContext, cfg: DedupConfig, docs: DataFrame, components: DataFrame) -> DataFrame:
+        """The region's rows (docs: its documents): cluster, sizes and the deterministic keeper (score, fetch time,
+        doc_id)."""
+        docs = docs.select("doc_id", "text_hash", "fetch_time").join(_scores(ctx, cfg), "doc_id", "left")
         docs = (docs.join(components.withColumnRenamed("node", "doc_id"), "doc_id", "left")
                 .withColumn("cluster_id", F.coalesce("component", "doc_id")))
         order = Window.partitionBy("cluster_id").orderBy(
