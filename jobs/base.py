@@ -179,12 +179,13 @@ class StageContext:
         self._write(table, "append", lambda: self.lake.append(table, df))
 
     def _write(self, table: str, verb: str, write):
+        # The kill points keep their names for an append: the crash tests stop a run around any commit.
         kill_point(f"merge.before:{table}")
         with self.step(f"{verb} {table}"):
             metrics = write()
         kill_point(f"merge.after:{table}")
         version = committed_version(self.lake, table, self.run.run_id)
-        if version is not None:  # None: the MERGE changed nothing, so Delta made no commit
+        if version is not None:  # None: the write changed nothing, so Delta made no commit
             self.run.output_versions[table] = version
         return metrics
 

@@ -148,6 +148,7 @@ class DedupStage:
         ctx.count("clusters", stats["kept"] or 0)  # one keeper per cluster of two or more
         ctx.count("largest_cluster", stats["largest"] or 0)
 
+
 def _no_band_rows_left(ctx: StageContext) -> bool:
     """Whether nothing but succeeded dedup runs has committed to `minhash_bands` since the last of them wrote it:
     then no new document has band rows yet (a run that committed its bands and then died before `duplicates`

@@ -64,7 +64,7 @@ def validate(table: str, df: DataFrame | pd.DataFrame, settings: dict | None = N
     asset = source.add_dataframe_asset(f"{table}_{n}")
     batch = asset.add_batch_definition_whole_dataframe(f"{table}_batch_{n}")
     suite = context.suites.add(gx.ExpectationSuite(name=f"{table}_suite_{n}"))
-    for expectation in _for_pandas(expectations) if isinstance(df, pd.DataFrame) else expectations:
+    for expectation in _for_pandas(gx, expectations) if isinstance(df, pd.DataFrame) else expectations:
         suite.add_expectation(expectation)
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name=f"{table}_validation_{n}", data=batch, suite=suite)
@@ -88,11 +88,11 @@ def _on_driver(df: DataFrame, expectations: list, driver_rows: int) -> bool:
     return df.limit(driver_rows + 1).count() <= driver_rows
 
 
-def _for_pandas(expectations: list) -> list:
-    # GX's Spark datasource lists a struct's fields as columns ("c4.sentences"); a pandas frame holds the struct
-    # as one column of dicts, so the column set drops the nested names.
+def _for_pandas(gx, expectations: list) -> list:
+    # GX's Spark datasource lists a struct's fields as columns ("c4.sentences", schemas/expectations.py); a pandas
+    # frame holds the struct as one column of dicts, so the column set drops the nested names.
     for expectation in expectations:
-        if type(expectation).__name__ == "ExpectTableColumnsToMatchSet":
+        if isinstance(expectation, gx.expectations.ExpectTableColumnsToMatchSet):
             expectation.column_set = [c for c in expectation.column_set if "." not in c]
     return expectations
 
