@@ -35,7 +35,7 @@ def connected_components(edges: DataFrame, max_iterations: int = 50,
         few = edges.select("src", "dst").limit(driver_max_edges + 1).toPandas()
         if len(few) <= driver_max_edges:
             field = edges.schema["src"].dataType.simpleString()
-            return edges.sparkSession.createDataFrame(_union_find(few), f"node {field}, component {field}"), 0
+            return edges.sparkSession.createDataFrame(union_find(few), f"node {field}, component {field}"), 0
     cut = cut or (lambda _, df: df.localCheckpoint(eager=True))
     current = cut(0, edges.select(F.greatest("src", "dst").alias("u"), F.least("src", "dst").alias("v"))
                   .where(F.col("u") != F.col("v")).distinct())
@@ -52,7 +52,7 @@ def connected_components(edges: DataFrame, max_iterations: int = 50,
                                    "raise dedup.max_iterations if the graph is a very long chain")
 
 
-def _union_find(edges: pd.DataFrame) -> pd.DataFrame:
+def union_find(edges: pd.DataFrame) -> pd.DataFrame:
     """(node, component = smallest node of its component) for every node of a non-self-loop edge."""
     parent: dict = {}
 

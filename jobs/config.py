@@ -151,6 +151,10 @@ class DedupConfig(_Section):
     # Components of a graph with at most this many edges are found on the driver in one step (union-find; the
     # driver holds the edges: ~100 MB at 500k); larger graphs take the distributed rounds. 0: always distributed.
     driver_components_max_edges: int = Field(200_000, ge=0)
+    # A run whose region (its new documents and the old ones whose clusters they touch) has at most this many
+    # documents is deduplicated on the driver: the same edges, check, components and keepers without a Spark job
+    # per step (jobs/dedup_driver.py). 0: always on Spark.
+    driver_region_docs: int = Field(10_000, ge=0)
     quality_table: str = "quality"
     keeper_score_column: str = "quality_score"  # higher is better; used when the quality table has it
 class SamplingConfig(_Section):

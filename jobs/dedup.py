@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 from refinery.jobs.base import StageContext
 from refinery.jobs.components import connected_components
 from refinery.jobs.config import DedupConfig
+from refinery.jobs.dedup_driver import region_on_driver
 from refinery.jobs.dedup_edges import candidate_edges, signature_bands, verify_edges
 from refinery.jobs.ledger import kill_point, stage_runs
 from refinery.jobs.registry import stage
@@ -39,7 +40,7 @@ class DedupStage:
         cfg = ctx.config.dedup
         done = ctx.read(DUPLICATES.name)
         # Where components are computed changes no result, so it is not part of what a watermark depends on.
-        settings = cfg.model_dump(mode="json", exclude={"driver_components_max_edges"})
+        settings = cfg.model_dump(mode="json", exclude={"driver_components_max_edges", "driver_region_docs"})
         digest = xxhash.xxh3_64_hexdigest(json.dumps(settings, sort_keys=True).encode())
         new_docs = ctx.changes(DOCUMENTS.name, digest).select("doc_id", "text", "text_hash").join(
             done.select("doc_id"), "doc_id", "left_anti")
@@ -59,8 +60,33 @@ class DedupStage:
             ctx.staging.drop("bands")
             return
         region, members = self._region(ctx, done, new_bands)
-        edges = candidate_edges(members, cfg, ctx.count, ctx.staging.cut)
         docs = ctx.read(DOCUMENTS.name).select("doc_id", "text", "text_hash", "fetch_time")
+        ids = region if region is not None else new_bands.where("band = -1").select("doc_id")  # one row per doc
+        scores = _scores(ctx, cfg)
+        rows = region_on_driver(members, docs.join(ids, "doc_id", "left_semi").join(scores, "doc_id", "left"),
+                                ctx.run.rows_in + ctx.run.counters["docs_reassessed"], cfg, ctx.count, ctx.run.run_id)
+        ctx.count("region_on_driver", rows is not None)
+        if rows is None:
+            rows = self._on_spark(ctx, cfg, region, ctx.staging.cut("members", members), docs, scores)
+        else:
+            ctx.count("components_rounds", 0)
+        self._count(ctx, rows)
+        # Both suites pass before either table changes; the bands go first and `duplicates` (the "done" marker)
+        # last, so a run killed in between recomputes those documents, whose bands are then unchanged.
+        ctx.validate(MINHASH_BANDS.name, new_bands, {"bands": cfg.bands})
+        ctx.validate(DUPLICATES.name, rows)
+        if _no_band_rows_left(ctx):
+            ctx.append(MINHASH_BANDS.name, new_bands)
+        else:
+            ctx.merge(MINHASH_BANDS.name, new_bands)
+        written = ctx.merge(DUPLICATES.name, rows, update_matched=True)
+        ctx.run.rows_out = written.get("num_inserted_rows", 0) + written.get("num_updated_rows", 0)
+        ctx.staging.drop("bands")
+
+    def _on_spark(self, ctx: StageContext, cfg: DedupConfig, region: DataFrame | None, members: DataFrame,
+                  docs: DataFrame, scores: DataFrame) -> DataFrame:
+        """The region's rows from the distributed steps (edges, Jaccard check, components, keepers), staged."""
+        edges = candidate_edges(members, cfg, ctx.count, ctx.staging.cut)
         if region is not None:
             # Closure: edges leave the region only through unchanged buckets, whose edges old clusters hold.
             edges = (edges.join(region.withColumnRenamed("doc_id", "src"), "src", "left_semi")
@@ -69,8 +95,7 @@ class DedupStage:
             # `documents` finds them all (the check and the rows would otherwise scan it twice).
             docs = ctx.staging.cut("region_docs", docs.join(region, "doc_id", "left_semi"))
         else:
-            region = new_bands.where("band = -1").select("doc_id")  # one row per new document
-            docs = docs.join(region, "doc_id", "left_semi")
+            docs = docs.join(members.where("band = -1").select("doc_id"), "doc_id", "left_semi")
         edges = edges.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             if cfg.verify:
@@ -80,18 +105,7 @@ class DedupStage:
                 edges.select("src", "dst"), cfg.max_iterations,
                 lambda i, df: ctx.staging.cut(f"components_{i % 2}", df), cfg.driver_components_max_edges)
             ctx.count("components_rounds", rounds)  # 0: a small graph, solved on the driver
-            rows = ctx.staging.cut("rows", self._assign(ctx, cfg, docs, components))
-            self._count(ctx, rows)
-            # Both suites pass before either table changes; the bands go first and `duplicates` (the "done"
-            # marker) last, so a run killed in between recomputes those documents, whose bands are then unchanged.
-            ctx.validate(MINHASH_BANDS.name, new_bands, {"bands": cfg.bands})
-            ctx.validate(DUPLICATES.name, rows)
-            if _no_band_rows_left(ctx):
-                ctx.append(MINHASH_BANDS.name, new_bands)
-            else:
-                ctx.merge(MINHASH_BANDS.name, new_bands)
-            written = ctx.merge(DUPLICATES.name, rows, update_matched=True)
-            ctx.run.rows_out = written.get("num_inserted_rows", 0) + written.get("num_updated_rows", 0)
+            return ctx.staging.cut("rows", self._assign(ctx, docs, scores, components))
         finally:
             edges.unpersist()
         ctx.staging.drop("bands")
@@ -99,7 +113,7 @@ class DedupStage:
     @staticmethod
     def _region(ctx: StageContext, done: DataFrame, new_bands: DataFrame) -> tuple[DataFrame | None, DataFrame]:
         """(documents whose rows this run recomputes, or None for just the new ones; every band row of the
-        buckets they are in)."""
+        buckets they are in, not yet computed)."""
         if done.isEmpty():  # first run: nothing old to re-examine
             ctx.count("docs_reassessed", 0)
             return None, new_bands
@@ -114,13 +128,13 @@ class DedupStage:
         region = region.select("doc_id").distinct()
         all_bands = old_bands.unionByName(new_bands)
         buckets = all_bands.join(region, "doc_id", "left_semi").select(*_BUCKET).distinct()
-        return region, ctx.staging.cut("members", all_bands.join(buckets, _BUCKET, "left_semi"))
+        return region, all_bands.join(buckets, _BUCKET, "left_semi")
 
     @staticmethod
-    def _assign(ctx: StageContext, cfg: DedupConfig, docs: DataFrame, components: DataFrame) -> DataFrame:
+    def _assign(ctx: StageContext, docs: DataFrame, scores: DataFrame, components: DataFrame) -> DataFrame:
         """The region's rows (docs: its documents): cluster, sizes and the deterministic keeper (score, fetch time,
         doc_id)."""
-        docs = docs.select("doc_id", "text_hash", "fetch_time").join(_scores(ctx, cfg), "doc_id", "left")
+        docs = docs.select("doc_id", "text_hash", "fetch_time").join(scores, "doc_id", "left")
         docs = (docs.join(components.withColumnRenamed("node", "doc_id"), "doc_id", "left")
                 .withColumn("cluster_id", F.coalesce("component", "doc_id")))
         order = Window.partitionBy("cluster_id").orderBy(

@@ -148,12 +148,13 @@ def test_rerun_processes_nothing(one_batch, spark):
 
 
 def test_same_clusters_and_keepers_under_shuffled_partitioning(one_batch, spark, docs, tmp_path):
-    # ... and with the distributed components rounds instead of the driver's union-find
-    _, lake, _ = one_batch
+    # ... and on Spark with the distributed components rounds, where one_batch solved its region on the driver
+    _, lake, first = one_batch
+    assert first.counters["region_on_driver"] == 1
     shuffled = docs[:]
     random.Random(3).shuffle(shuffled)
     config, other = _lake(spark, tmp_path / "lake", shuffled, "spark.shuffle_partitions=5",
-                          "dedup.driver_components_max_edges=0", partitions=7)
+                          "dedup.driver_components_max_edges=0", "dedup.driver_region_docs=0", partitions=7)
     spark.conf.set("spark.sql.shuffle.partitions", "5")
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "17")
     try:
@@ -163,18 +164,24 @@ def test_same_clusters_and_keepers_under_shuffled_partitioning(one_batch, spark,
         spark.conf.set("spark.sql.shuffle.partitions", "2")
         spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
     assert _rows(other) == _rows(lake)
+    # The driver's edges and checks are the Spark steps' edge for edge: every counter agrees.
+    differ = {"components_rounds", "region_on_driver"}
+    assert {k: v for k, v in record.counters.items() if k not in differ} == \
+        {k: v for k, v in first.counters.items() if k not in differ}
 
 
-def test_two_batches_give_the_same_clusters_as_one(one_batch, spark, docs, tmp_path):
+@pytest.mark.parametrize("on_driver", [True, False])
+def test_two_batches_give_the_same_clusters_as_one(one_batch, spark, docs, tmp_path, on_driver):
     _, lake, _ = one_batch
     rng = random.Random(5)
     first = [d for d in docs if rng.random() < 0.5]
     rest = [d for d in docs if d not in first]
-    config, split = _lake(spark, tmp_path / "lake", first)
+    config, split = _lake(spark, tmp_path / "lake", first, f"dedup.driver_region_docs={10_000 if on_driver else 0}")
     run_stage(DedupStage(), spark, config)
     _add(spark, split, rest)
     second = run_stage(DedupStage(), spark, config)
     assert second.rows_in == len(rest) and second.counters["docs_reassessed"] > 0
+    assert second.counters["region_on_driver"] == on_driver
     assert _rows(split) == _rows(lake)
     assert split.read("minhash_bands").count() == lake.read("minhash_bands").count()
 
