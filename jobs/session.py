@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -73,8 +74,9 @@ def _local_session(cfg: SparkConfig) -> SparkSession:
         .config("spark.sql.catalog.spark_catalog", _DELTA_CATALOG)
         .config("spark.driver.memory", cfg.driver_memory)
         .config("spark.sql.shuffle.partitions", partitions)
-        # Delta replays its log with 50 partitions by default: far too many for a laptop.
-        .config("spark.databricks.delta.snapshotPartitions", partitions)
+        # Delta replays its log with 50 partitions by default, and every scan of a table lists its files with a job
+        # over them: far too many tasks for a laptop, where more than one per core only queues them.
+        .config("spark.databricks.delta.snapshotPartitions", str(_log_partitions(master, cfg.shuffle_partitions)))
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.ui.enabled", "false")
@@ -85,6 +87,16 @@ def _local_session(cfg: SparkConfig) -> SparkSession:
     spark = builder.getOrCreate()
     quiet_logs(spark)
     return spark
+
+
+def _log_partitions(master: str, shuffle_partitions: int) -> int:
+    """Partitions of Delta's log replay: one per core of a local master (local, local[N], local[*], local[N,F]),
+    else the shuffle partitions."""
+    local = re.fullmatch(r"local(?:\[(\*|\d+)(?:,\d+)?\])?", master)
+    if local is None:
+        return shuffle_partitions
+    cores = local.group(1) or "1"
+    return max(1, min(shuffle_partitions, (os.cpu_count() or 1) if cores == "*" else int(cores)))
 
 
 def _remote_session(cfg: SparkConfig) -> SparkSession:
