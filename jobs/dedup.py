@@ -124,10 +124,15 @@ class DedupStage:
         affected = done.join(touched, "doc_id", "left_semi").select("cluster_id").distinct()
         region = ctx.staging.cut("region", new_ids.withColumn("new", F.lit(True)).unionByName(
             done.join(affected, "cluster_id", "left_semi").select("doc_id", F.lit(False).alias("new"))))
-        ctx.count("docs_reassessed", region.where(~F.col("new")).select("doc_id").distinct().count())
+        reassessed = region.where(~F.col("new")).select("doc_id").distinct().count()
+        ctx.count("docs_reassessed", reassessed)
         region = region.select("doc_id").distinct()
         all_bands = old_bands.unionByName(new_bands)
         buckets = all_bands.join(region, "doc_id", "left_semi").select(*_BUCKET).distinct()
+        if ctx.run.rows_in + reassessed <= ctx.config.dedup.driver_region_docs:
+            # A small region's buckets (bands + 1 per document at most) are broadcast: Spark cannot tell their
+            # size before running, and would shuffle every row of `minhash_bands` to join them.
+            buckets = F.broadcast(buckets)
         return region, all_bands.join(buckets, _BUCKET, "left_semi")
 
     @staticmethod
