@@ -108,7 +108,6 @@ class DedupStage:
             return ctx.staging.cut("rows", self._assign(ctx, docs, scores, components))
         finally:
             edges.unpersist()
-        ctx.staging.drop("bands")
 
     @staticmethod
     def _region(ctx: StageContext, done: DataFrame, new_bands: DataFrame) -> tuple[DataFrame | None, DataFrame]:

@@ -11,7 +11,6 @@ both paths); a region over the limits, or with a bucket large enough to be salte
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from itertools import combinations
 from math import isnan
 
@@ -22,15 +21,14 @@ from pyspark.sql import functions as F
 
 from refinery.jobs.components import union_find
 from refinery.jobs.config import DedupConfig
+from refinery.jobs.dedup_edges import Count
 from refinery.schemas.tables import DUPLICATES
 from refinery.udfs.dedup.minhash import jaccard, shingles
 
 # Band rows collected per region document at most: its own (bands + 1) rows in buckets of about four members.
 ROWS_PER_DOC = 4
-# Characters of text the driver holds at most for the Jaccard check (about 4 bytes each in Python strings).
+# Characters of text the driver holds at most for the Jaccard check (1-4 bytes each in a Python string).
 MAX_TEXT_CHARS = 100_000_000
-
-Count = Callable[[str, int], None]
 
 
 def region_on_driver(members: DataFrame, docs: DataFrame, region_docs: int, cfg: DedupConfig, count: Count,
