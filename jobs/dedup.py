@@ -67,7 +67,9 @@ class DedupStage:
                                 ctx.run.rows_in + ctx.run.counters["docs_reassessed"], cfg, ctx.count, ctx.run.run_id)
         ctx.count("region_on_driver", rows is not None)
         if rows is None:
-            rows = self._on_spark(ctx, cfg, region, ctx.staging.cut("members", members), docs, scores)
+            # A first run's members are the staged bands themselves: only a region's are a query worth a cut.
+            members = members if region is None else ctx.staging.cut("members", members)
+            rows = self._on_spark(ctx, cfg, region, members, docs, scores)
         else:
             ctx.count("components_rounds", 0)
         self._count(ctx, rows)
